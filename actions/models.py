@@ -1,0 +1,1 @@
+"""Actions: models arrive with the issue that builds this area."""

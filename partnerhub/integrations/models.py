@@ -1,0 +1,1 @@
+"""Data sources, CRM connectors, sync runs and facts."""

@@ -1,0 +1,58 @@
+"""The one base every API viewset derives from: tenant scoping that cannot be bypassed."""
+
+from __future__ import annotations
+
+from rest_framework import viewsets
+
+from partnerhub.tenancy.models import ApiKey, TenantOwnedModel
+
+
+class TenantViewSet(viewsets.GenericViewSet):
+    """Base for every API viewset over tenant-owned data.
+
+    Declare ``model`` (not ``queryset``); the queryset always starts from the model's scoped
+    manager, so it holds the active tenant's rows only. Partner users are further limited to their
+    own partner through the model's ``partner_path`` when ``partner_access`` is True, and refused
+    otherwise. Subclasses shape the queryset in ``refine_queryset``; overriding ``get_queryset`` is
+    refused at class creation, so the restriction cannot be skipped by accident.
+    """
+
+    model: type[TenantOwnedModel]
+    partner_access = False
+    read_capability = None
+    write_capability = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides get_queryset; shape the queryset in refine_queryset()")
+        if "queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} sets queryset; declare `model` instead")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation inspects the model only; it runs outside any tenant.
+            return self.model.all_tenants.none()
+        queryset = self.model.objects.all()
+        membership = getattr(self.request, "membership", None)
+        if not isinstance(self.request.auth, ApiKey) and membership is not None and membership.is_partner_user:
+            if not self.partner_access or self.model.partner_path is None:
+                return queryset.none()
+            queryset = queryset.filter(**{self.model.partner_path: membership.partner_id})
+        return self.refine_queryset(queryset)
+
+    def refine_queryset(self, queryset):
+        return queryset
+
+    @property
+    def principal(self):
+        """Who acts: the person, or the API key for integrations (for audit events)."""
+        if isinstance(self.request.auth, ApiKey):
+            return self.request.auth
+        return self.request.user
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["tenant"] = getattr(self.request, "tenant", None)
+        context["membership"] = getattr(self.request, "membership", None)
+        return context

@@ -1,0 +1,1 @@
+"""Recognition: models arrive with the issue that builds this area."""

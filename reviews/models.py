@@ -1,0 +1,1 @@
+"""Reviews: models arrive with the issue that builds this area."""

@@ -1,0 +1,1 @@
+"""Scorecards: models arrive with the issue that builds this area."""

@@ -1,0 +1,62 @@
+"""Test set-up shared by the whole suite.
+
+SQLite by default; PostgreSQL when DATABASE_URL points at it. On PostgreSQL the schema is created
+as the connecting (owner) role, then every test session switches to the application role, so
+row-level security applies to every test exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+from partnerhub.celery import app as celery_app
+from tests.world import build_world
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    has_redis = bool(os.environ.get("REDIS_URL"))
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
+        if "redis" in item.keywords and not has_redis:
+            item.add_marker(pytest.mark.skip(reason="needs Redis (REDIS_URL)"))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from partnerhub.tenancy import rls
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            rls.assume_app_role()
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            rls.release_app_role()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _eager_celery():
+    """Tasks run in-process in tests; tests of the real broker start a worker themselves."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_fresh_cache(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def world(db):
+    """Two tenants, each with two partners, a member of every role and two API keys."""
+    return build_world()

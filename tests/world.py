@@ -1,0 +1,62 @@
+"""A small, complete two-tenant world for isolation tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from partnerhub.partners.models import Partner
+from partnerhub.tenancy.context import tenant_scope
+from partnerhub.tenancy.models import ApiKey, Membership, Tenant, User
+from partnerhub.tenancy.roles import Role
+from partnerhub.tenancy.services import api_key_create
+from tests.factories import MembershipFactory, PartnerFactory, TenantFactory
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass
+class TenantWorld:
+    tenant: Tenant
+    partners: list[Partner]
+    users: dict[str, User]  # by role name; partner roles are of partners[0], "other_partner_admin" of partners[1]
+    memberships: dict[str, Membership]
+    read_key: tuple[ApiKey, str]
+    write_key: tuple[ApiKey, str]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    a: TenantWorld
+    b: TenantWorld
+
+
+def build_tenant_world(slug: str) -> TenantWorld:
+    tenant = TenantFactory(slug=slug, name=slug.title())
+    with tenant_scope(tenant):
+        partners = [PartnerFactory(tenant=tenant, name=f"{slug.title()} Partner {n}") for n in (1, 2)]
+        memberships = {}
+        for role in (Role.ADMIN, Role.PARTNER_MANAGER, Role.EXECUTIVE):
+            memberships[role.value] = MembershipFactory(tenant=tenant, role=role, user__email=f"{role}@{slug}.test")
+        for role in (Role.PARTNER_ADMIN, Role.PARTNER_MEMBER):
+            memberships[role.value] = MembershipFactory(
+                tenant=tenant, role=role, partner=partners[0], user__email=f"{role}@{slug}.test"
+            )
+        memberships["other_partner_admin"] = MembershipFactory(
+            tenant=tenant, role=Role.PARTNER_ADMIN, partner=partners[1], user__email=f"p2admin@{slug}.test"
+        )
+        admin = memberships["admin"].user
+        read_key = api_key_create(name="read", access="read_only", by=admin)
+        write_key = api_key_create(name="write", access="read_write", by=admin)
+    return TenantWorld(
+        tenant=tenant,
+        partners=partners,
+        users={name: m.user for name, m in memberships.items()},
+        memberships=memberships,
+        read_key=read_key,
+        write_key=write_key,
+    )
+
+
+def build_world() -> World:
+    return World(a=build_tenant_world("acme"), b=build_tenant_world("globex"))
