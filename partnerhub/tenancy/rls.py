@@ -180,9 +180,9 @@ class GrantAppRole(Operation):
         role = schema_editor.quote_name(settings.DATABASE_APP_ROLE)
         literal = settings.DATABASE_APP_ROLE.replace("'", "''")
         # Identifiers cannot be bound as parameters; the role name comes from configuration.
-        exists_check = f"SELECT 1 FROM pg_roles WHERE rolname = '{literal}'"
+        exists_check = f"SELECT 1 FROM pg_roles WHERE rolname = '{literal}'"  # noqa: S608
         create = f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
-        schema_editor.execute(f"DO $$ BEGIN IF NOT EXISTS ({exists_check}) THEN {create}; END IF; END $$")  # noqa: S608
+        schema_editor.execute(f"DO $$ BEGIN IF NOT EXISTS ({exists_check}) THEN {create}; END IF; END $$")
         schema_editor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         schema_editor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
         schema_editor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
