@@ -1,19 +1,17 @@
 """Portal entry pages that belong to no single app."""
 
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
+from partnerhub.tenancy.decorators import member_required
 
-@login_required
+
+@member_required()
 def home(request):
     """Send each person to where their role starts: the directory, or their partner's portal."""
-    membership = request.membership
-    if membership is None:
-        return render(request, "no_workspace.html", status=403)
-    if membership.is_partner_user:
+    if request.membership.is_partner_user:
         return redirect("portal_home")
     return redirect("partner_list")
 
