@@ -195,7 +195,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Static, i18n ---------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Collected files (production); in development WhiteNoise serves straight from the app folders.
+STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")) if PRODUCTION else None
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -60,3 +60,28 @@ def _fast_hashing_and_fresh_cache(settings):
 def world(db):
     """Two tenants, each with two partners, a member of every role and two API keys."""
     return build_world()
+
+
+@pytest.fixture
+def _owner_role_for_flush():
+    """Between committed-data tests the database is flushed (TRUNCATE), which is schema work.
+
+    TRUNCATE is the owner's privilege, never the application role's; the flush that follows a
+    transactional test runs as the owner, and the application role is assumed again afterwards.
+    """
+    from partnerhub.tenancy import rls
+
+    yield
+    if connection.vendor == "postgresql":
+        rls.assume_app_role()
+
+
+@pytest.fixture
+def committed_world(_owner_role_for_flush, transactional_db):
+    """The two-tenant world, committed, for tests where another thread or process reads it."""
+    from partnerhub.tenancy import rls
+
+    world = build_world()
+    yield world
+    if connection.vendor == "postgresql":
+        rls.release_app_role()

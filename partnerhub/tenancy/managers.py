@@ -24,6 +24,10 @@ class TenantScopedManager(models.Manager.from_queryset(TenantQuerySet)):
     def get_queryset(self):
         return super().get_queryset().filter(tenant_id=current_tenant_id())
 
+    def none(self):
+        # An empty queryset reveals nothing, so it needs no tenant (schema generation asks for one).
+        return super().get_queryset().none()
+
 
 class UnscopedManager(models.Manager):
     """Spans every tenant. Only for code that truly works across tenants; say why at each use."""

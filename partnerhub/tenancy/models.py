@@ -123,12 +123,21 @@ class TenantOwnedModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs):
+        self.adopt_active_tenant()
+        super().save(*args, **kwargs)
+
+    def adopt_active_tenant(self) -> None:
+        """Give a new row the active tenant; refuse a row that belongs to another one."""
         active = current_tenant_id()
         if self.tenant_id is None:
             self.tenant_id = active
         elif self.tenant_id != active:
-            raise CrossTenantWrite(f"{type(self).__name__} of tenant {self.tenant_id} saved in tenant {active}")
-        super().save(*args, **kwargs)
+            raise CrossTenantWrite(f"{type(self).__name__} of tenant {self.tenant_id} used in tenant {active}")
+
+    def full_clean(self, *args, **kwargs):
+        # Per-tenant unique constraints can only be checked once the row knows its tenant.
+        self.adopt_active_tenant()
+        super().full_clean(*args, **kwargs)
 
 
 class MembershipQuerySet(models.QuerySet):
