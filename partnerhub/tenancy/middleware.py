@@ -30,7 +30,8 @@ class TenantMiddleware:
                 bind(None, user=user)
                 membership = active_membership_for(user, preferred_tenant_id=request.session.get(SESSION_TENANT_KEY))
                 if membership is not None:
-                    request.session[SESSION_TENANT_KEY] = membership.tenant_id
+                    if request.session.get(SESSION_TENANT_KEY) != membership.tenant_id:
+                        request.session[SESSION_TENANT_KEY] = membership.tenant_id
                     bind(membership.tenant_id, user=user)
                     request.tenant = membership.tenant
                     request.membership = membership
