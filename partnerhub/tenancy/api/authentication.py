@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -78,3 +79,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Api-Key phk_<tenant>_<prefix>_<secret>` — created by a tenant admin, shown once.",
         }
+
+
+class TenantSessionScheme(SessionScheme):
+    target_class = TenantSessionAuthentication
