@@ -8,14 +8,16 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from partnerhub.tenancy.audit import audit
+from partnerhub.tenancy.audit import audit, diff
 from partnerhub.tenancy.context import current_tenant_id, tenant_scope
 from partnerhub.tenancy.models import ApiKey, ApiKeyAccess, Invitation, Membership, Tenant, User
 from partnerhub.tenancy.roles import INTERNAL_ROLES, PARTNER_ADMIN_INVITABLE, PARTNER_ROLES, Capability, Role
@@ -26,6 +28,16 @@ INVITATION_PREFIX = "inv"
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _lock(instance, *fields: str):
+    """Lock the row behind ``instance`` and refresh ``fields`` from it, in the caller's transaction."""
+    row = type(instance).objects.select_for_update().filter(pk=instance.pk).values(*fields).first()
+    if row is None:
+        raise ValidationError(f"This {instance._meta.verbose_name} no longer exists.")
+    for name, value in row.items():
+        setattr(instance, name, value)
+    return instance
 
 
 # --- Tenants --------------------------------------------------------------------------------------
@@ -44,6 +56,34 @@ def tenant_create(*, name: str, slug: str, fiscal_year_start_month: int = 1, **f
     return tenant
 
 
+TENANT_EDITABLE_FIELDS = ("name", "fiscal_year_start_month", "size_measure_label", "require_mfa_for_admins")
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, by: User, **fields) -> Tenant:
+    """Change the active tenant's workspace settings."""
+    if tenant.pk != current_tenant_id():
+        # Settings are only ever changed from inside the workspace they belong to.
+        raise PermissionDenied("This is not the active workspace.")
+    unknown = set(fields) - set(TENANT_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    # Work on a fresh copy so a refused change leaves the caller's instance untouched.
+    updated = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    before = {name: getattr(updated, name) for name in fields}
+    for name, value in fields.items():
+        setattr(updated, name, value)
+    if isinstance(updated.name, str):
+        updated.name = updated.name.strip()
+    updated.full_clean(exclude=["slug"])
+    changes = diff(before, {name: getattr(updated, name) for name in fields})
+    if not changes:
+        return updated
+    updated.save(update_fields=sorted(changes))
+    audit(actor=by, verb="tenant.updated", target=updated, changes=changes)
+    return updated
+
+
 # --- Memberships ----------------------------------------------------------------------------------
 
 
@@ -54,6 +94,46 @@ def _check_role_and_partner(role: str, partner) -> None:
         raise ValidationError({"partner": "Partner roles need a partner."})
     if role in INTERNAL_ROLES and partner is not None:
         raise ValidationError({"partner": "Internal roles are not tied to a partner."})
+    if partner is not None and partner.tenant_id != current_tenant_id():
+        # The foreign key does not include the tenant, so the database would accept this row.
+        raise ValidationError({"partner": "Choose a partner of this workspace."})
+
+
+def _check_may_manage(actor: Membership, membership: Membership) -> None:
+    """Administrators manage everyone; partner admins manage the partner users of their own partner."""
+    if actor.tenant_id != membership.tenant_id:
+        raise PermissionDenied("This person is not part of your workspace.")
+    if actor.can(Capability.MANAGE_MEMBERS):
+        return
+    if (
+        actor.can(Capability.INVITE_PARTNER_USERS)
+        and actor.is_partner_user
+        and membership.partner_id == actor.partner_id
+        and membership.role in PARTNER_ADMIN_INVITABLE
+    ):
+        return
+    raise PermissionDenied("Your role does not let you manage this person.")
+
+
+def _check_may_assign(actor: Membership, role: str, partner) -> None:
+    """The roles (and partner) the acting member may hand out, by invitation or role change."""
+    if role not in assignable_roles(actor):
+        raise ValidationError({"role": "You cannot give people this role."})
+    if actor.is_partner_user and partner is not None and partner.pk != actor.partner_id:
+        raise ValidationError({"partner": "You can only add colleagues of your own partner."})
+
+
+def assignable_roles(actor: Membership) -> list[str]:
+    """Roles the acting member may hand out, in the order they are listed."""
+    if actor.can(Capability.INVITE_INTERNAL):
+        return list(Role.values)
+    if actor.can(Capability.INVITE_PARTNER_USERS) and actor.is_partner_user:
+        return [role for role in Role.values if role in PARTNER_ADMIN_INVITABLE]
+    return []
+
+
+# Kept under its earlier name for callers that ask about invitations specifically.
+invitation_allowed_roles = assignable_roles
 
 
 @transaction.atomic
@@ -73,45 +153,80 @@ def membership_create(*, user: User, role: str, partner=None, by: User | None) -
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: str, partner=None, by: User) -> Membership:
+def membership_change_role(*, membership: Membership, role: str, partner=None, by_membership: Membership) -> Membership:
+    """Give a member another role (and, for partner roles, a partner)."""
+    _check_may_manage(by_membership, membership)
+    if by_membership.is_partner_user:
+        partner = by_membership.partner if partner is None else partner
+    _check_may_assign(by_membership, role, partner)
     _check_role_and_partner(role, partner)
+    if membership.role == role and membership.partner_id == getattr(partner, "pk", None):
+        return membership
     _refuse_removing_last_admin(membership, new_role=role)
     before = {"role": membership.role, "partner": str(membership.partner or "")}
     membership.role, membership.partner = role, partner
     membership.save(update_fields=["role", "partner"])
     audit(
-        actor=by,
+        actor=by_membership.user,
         verb="membership.role_changed",
         target=membership,
-        changes={key: [before[key], value] for key, value in {"role": role, "partner": str(partner or "")}.items()},
+        changes=diff(before, {"role": role, "partner": str(partner or "")}),
     )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, by: User) -> None:
+def membership_remove(*, membership: Membership, by_membership: Membership) -> None:
+    """Take a person out of the workspace; their account stays, with its other workspaces."""
+    _check_may_manage(by_membership, membership)
     _refuse_removing_last_admin(membership, new_role=None)
-    audit(actor=by, verb="membership.removed", target=membership, changes={"role": [membership.role, None]})
+    audit(
+        actor=by_membership.user,
+        verb="membership.removed",
+        target=membership,
+        changes={"user": [membership.user.email, None], "role": [membership.role, None]},
+    )
     membership.delete()
+
+
+LAST_ADMIN_MESSAGE = "A workspace needs at least one administrator: make someone else an administrator first."
 
 
 def _refuse_removing_last_admin(membership: Membership, *, new_role: str | None) -> None:
     if membership.role == Role.ADMIN and new_role != Role.ADMIN:
-        admins = Membership.objects.select_for_update().filter(role=Role.ADMIN)
-        if admins.count() <= 1:
-            raise ValidationError("A workspace needs at least one administrator.")
+        # Lock every admin row so two admins demoting each other at once cannot both succeed.
+        # (PostgreSQL refuses FOR UPDATE together with COUNT, hence the list.)
+        admins = list(Membership.objects.select_for_update().filter(role=Role.ADMIN).values_list("pk", flat=True))
+        if len(admins) <= 1:
+            raise ValidationError(LAST_ADMIN_MESSAGE, code="last_admin")
 
 
 # --- Invitations ----------------------------------------------------------------------------------
 
 
-def invitation_allowed_roles(membership: Membership) -> list[str]:
-    """Roles the inviting member may hand out."""
-    if membership.can(Capability.INVITE_INTERNAL):
-        return list(Role.values)
-    if membership.can(Capability.INVITE_PARTNER_USERS):
-        return sorted(PARTNER_ADMIN_INVITABLE)
-    return []
+def _normalized_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not email:
+        raise ValidationError({"email": "Enter the email address of the person to invite."})
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid email address."}) from None
+    return email
+
+
+def _new_invitation_token() -> tuple[str, str]:
+    """A fresh token naming the active tenant, and the digest that is stored for it."""
+    token = f"{INVITATION_PREFIX}_{current_tenant_id()}_{secrets.token_urlsafe(32)}"
+    return token, _digest(token)
+
+
+def _schedule_invitation_email(invitation: Invitation, token: str) -> None:
+    from partnerhub.tenancy.tasks import invitation_send_task
+
+    transaction.on_commit(
+        lambda: invitation_send_task.delay(tenant_id=invitation.tenant_id, invitation_id=invitation.pk, token=token)
+    )
 
 
 @transaction.atomic
@@ -121,25 +236,27 @@ def invitation_create(*, email: str, role: str, partner=None, by_membership: Mem
     A partner admin may only invite colleagues to their own partner. A pending invitation for
     the same address is replaced, so the newest email is the one that works.
     """
-    email = email.strip().lower()
-    if role not in invitation_allowed_roles(by_membership):
-        raise ValidationError({"role": "You cannot invite people with this role."})
-    if by_membership.is_partner_user:
+    email = _normalized_email(email)
+    if by_membership.is_partner_user and partner is None:
         partner = by_membership.partner
+    _check_may_assign(by_membership, role, partner)
     _check_role_and_partner(role, partner)
     if Membership.objects.filter(user__email__iexact=email).exists():
         raise ValidationError({"email": "This person already belongs to the workspace."})
     now = timezone.now()
-    Invitation.objects.filter(email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=now
+    replaced = Invitation.objects.select_for_update().filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
     )
-    secret = secrets.token_urlsafe(32)
-    token = f"{INVITATION_PREFIX}_{current_tenant_id()}_{secret}"
+    for old in replaced:
+        old.revoked_at = now
+        old.save(update_fields=["revoked_at"])
+        audit(actor=by_membership.user, verb="invitation.revoked", target=old, changes={"replaced": [None, True]})
+    token, digest = _new_invitation_token()
     invitation = Invitation.objects.create(
         email=email,
         role=role,
         partner=partner,
-        digest=_digest(token),
+        digest=digest,
         invited_by=by_membership.user,
         expires_at=now + datetime.timedelta(days=settings.INVITATION_TTL_DAYS),
     )
@@ -149,21 +266,56 @@ def invitation_create(*, email: str, role: str, partner=None, by_membership: Mem
         target=invitation,
         changes={"email": [None, email], "role": [None, role], "partner": [None, str(partner or "")]},
     )
-    from partnerhub.tenancy.tasks import invitation_send_task
+    _schedule_invitation_email(invitation, token)
+    return invitation, token
 
-    transaction.on_commit(
-        lambda: invitation_send_task.delay(tenant_id=invitation.tenant_id, invitation_id=invitation.pk, token=token)
+
+def _check_may_handle_invitation(actor: Membership, invitation: Invitation) -> None:
+    if actor.tenant_id != invitation.tenant_id:
+        raise PermissionDenied("This invitation is not part of your workspace.")
+    if actor.can(Capability.MANAGE_MEMBERS):
+        return
+    own_partner = actor.is_partner_user and invitation.partner_id == actor.partner_id
+    if own_partner and actor.can(Capability.INVITE_PARTNER_USERS):
+        return
+    raise PermissionDenied("Your role does not let you manage this invitation.")
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, by_membership: Membership) -> tuple[Invitation, str]:
+    """Email a pending or expired invitation again with a new link; the previous link stops working.
+
+    Only a digest of the token is stored, so the old link cannot be sent twice: a new token is
+    issued and the expiry starts over.
+    """
+    _check_may_handle_invitation(by_membership, invitation)
+    _lock(invitation, "accepted_at", "revoked_at", "expires_at")
+    if invitation.accepted_at or invitation.revoked_at:
+        raise ValidationError(f"This invitation is {invitation.status} and cannot be sent again.")
+    before = {"expires_at": invitation.expires_at}
+    token, invitation.digest = _new_invitation_token()
+    invitation.expires_at = timezone.now() + datetime.timedelta(days=settings.INVITATION_TTL_DAYS)
+    invitation.save(update_fields=["digest", "expires_at"])
+    audit(
+        actor=by_membership.user,
+        verb="invitation.resent",
+        target=invitation,
+        changes=diff(before, {"expires_at": invitation.expires_at}),
     )
+    _schedule_invitation_email(invitation, token)
     return invitation, token
 
 
 def invitation_email_send(*, invitation_id: int, token: str) -> None:
-    invitation = Invitation.objects.select_related("tenant", "partner", "invited_by").get(pk=invitation_id)
-    if not invitation.is_pending:
+    """Send the invitation email (runs in a task, inside the invitation's tenant)."""
+    invitation = Invitation.objects.select_related("tenant", "partner", "invited_by").filter(pk=invitation_id).first()
+    # Gone, no longer pending, or re-sent since (the token in hand is no longer the valid one).
+    if invitation is None or not invitation.is_pending or not hmac.compare_digest(invitation.digest, _digest(token)):
         return
     context = {
         "invitation": invitation,
         "tenant": invitation.tenant,
+        "role": invitation.get_role_display(),
         "accept_url": settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[token]),
     }
     send_mail(
@@ -176,27 +328,32 @@ def invitation_email_send(*, invitation_id: int, token: str) -> None:
 
 def invitation_tenant_id(token: str) -> int | None:
     """The tenant an invitation token names; the token is checked against it afterwards."""
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != INVITATION_PREFIX or not parts[1].isdigit():
+    parts = (token or "").split("_", 2)
+    if len(parts) != 3 or parts[0] != INVITATION_PREFIX or not parts[1].isdigit() or not parts[2]:
         return None
     return int(parts[1])
 
 
 def invitation_for_token(token: str) -> Invitation | None:
     """The active tenant's invitation with this token, or None."""
-    invitation = Invitation.objects.select_related("tenant", "partner").filter(digest=_digest(token)).first()
+    return Invitation.objects.select_related("tenant", "partner", "invited_by").filter(digest=_digest(token)).first()
+
+
+def _lock_pending(invitation: Invitation) -> Invitation:
+    # Two accepts of one link (a double click, two tabs) must not both succeed.
+    _lock(invitation, "accepted_at", "revoked_at", "expires_at")
+    if not invitation.is_pending:
+        raise ValidationError(f"This invitation is {invitation.status}.", code=invitation.status)
     return invitation
 
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
-    if not invitation.is_pending:
-        raise ValidationError(f"This invitation is {invitation.status}.")
+    """Join the invitation's workspace as ``user``, whose email address must be the invited one."""
+    invitation = _lock_pending(invitation)
     if user.email.lower() != invitation.email.lower():
-        raise ValidationError("This invitation was sent to a different email address.")
-    membership = membership_create(
-        user=user, role=invitation.role, partner=invitation.partner, by=invitation.invited_by
-    )
+        raise ValidationError("This invitation was sent to a different email address.", code="other_email")
+    membership = membership_create(user=user, role=invitation.role, partner=invitation.partner, by=user)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
@@ -205,12 +362,44 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, by: User) -> None:
-    if not invitation.is_pending:
+def invitation_accept_as_new_user(*, invitation: Invitation, full_name: str, password: str) -> tuple[User, Membership]:
+    """Create the invited person's account and join the workspace.
+
+    The invitation link proves the person reads that mailbox, so the address is recorded as
+    verified and primary: they are not asked to confirm it again.
+    """
+    from allauth.account.models import EmailAddress
+
+    invitation = _lock_pending(invitation)
+    email = invitation.email.lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError("An account with this email address already exists: sign in to accept.", code="exists")
+    full_name = (full_name or "").strip()
+    if not full_name:
+        raise ValidationError({"full_name": "Enter your name as colleagues should see it."})
+    user = User(email=email, full_name=full_name)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as error:
+        raise ValidationError({"password1": error.messages}) from None
+    user.set_password(password)
+    user.save()
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    membership = invitation_accept(invitation=invitation, user=user)
+    return user, membership
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, by_membership: Membership) -> Invitation:
+    """Withdraw an invitation; its link stops working."""
+    _check_may_handle_invitation(by_membership, invitation)
+    _lock(invitation, "accepted_at", "revoked_at")
+    if invitation.accepted_at or invitation.revoked_at:
         raise ValidationError(f"This invitation is already {invitation.status}.")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
-    audit(actor=by, verb="invitation.revoked", target=invitation)
+    audit(actor=by_membership.user, verb="invitation.revoked", target=invitation)
+    return invitation
 
 
 # --- API keys -------------------------------------------------------------------------------------
@@ -219,9 +408,11 @@ def invitation_revoke(*, invitation: Invitation, by: User) -> None:
 @transaction.atomic
 def api_key_create(*, name: str, access: str = ApiKeyAccess.READ_ONLY, by: User) -> tuple[ApiKey, str]:
     """Create an API key; returns the key and its plaintext, which is shown once and never stored."""
-    name = name.strip()
+    name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the key a name that says which integration uses it."})
+    if len(name) > ApiKey._meta.get_field("name").max_length:
+        raise ValidationError({"name": "Keep the name under 100 characters."})
     if access not in ApiKeyAccess.values:
         raise ValidationError({"access": "Choose read only or read and write."})
     if ApiKey.objects.filter(name__iexact=name, revoked_at__isnull=True).exists():
@@ -235,6 +426,8 @@ def api_key_create(*, name: str, access: str = ApiKeyAccess.READ_ONLY, by: User)
 
 @transaction.atomic
 def api_key_revoke(*, key: ApiKey, by: User) -> ApiKey:
+    """Revoke a key; requests made with it are refused from now on."""
+    _lock(key, "revoked_at")
     if key.revoked_at is not None:
         raise ValidationError("This key is already revoked.")
     key.revoked_at = timezone.now()
