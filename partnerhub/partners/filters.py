@@ -8,6 +8,17 @@ from django.db.models import F
 from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus, PartnerType
 from partnerhub.partners.selectors import internal_users
 
+# Sort keys people and integrations use, and the column each one orders by.
+SORT_FIELDS = {
+    "name": "name",
+    "stage": "lifecycle_stage",
+    "region": "region",
+    "size": "size",
+    "joined": "joined_on",
+    "updated": "updated_at",
+}
+UNASSIGNED = "none"
+
 
 def _partner_types(request):
     return PartnerType.objects.all()
@@ -25,16 +36,11 @@ class PartnerFilter(django_filters.FilterSet):
     stage = django_filters.ChoiceFilter(field_name="lifecycle_stage", choices=LifecycleStage.choices, label="Stage")
     status = django_filters.ChoiceFilter(choices=PartnerStatus.choices)
     region = django_filters.CharFilter(field_name="region", lookup_expr="iexact")
-    manager = django_filters.ModelChoiceFilter(queryset=_managers, label="Manager")
+    manager = django_filters.ModelChoiceFilter(
+        queryset=_managers, label="Manager", null_label="No manager", null_value=UNASSIGNED
+    )
     sort = django_filters.OrderingFilter(
-        fields=(
-            ("name", "name"),
-            ("lifecycle_stage", "stage"),
-            ("region", "region"),
-            ("size", "size"),
-            ("joined_on", "joined"),
-            ("updated_at", "updated"),
-        ),
+        fields=tuple((column, key) for key, column in SORT_FIELDS.items()),
         label="Sort",
     )
 
@@ -47,13 +53,31 @@ class PartnerFilter(django_filters.FilterSet):
 
     @property
     def qs(self):
-        queryset = super().qs
-        # A stable order under every sort, so pages never repeat or skip rows.
-        ordering = list(queryset.query.order_by) or ["name"]
-        ordering = [
-            F(o[1:]).desc(nulls_last=True)
-            if isinstance(o, str) and o.startswith("-")
-            else (F(o).asc(nulls_last=True) if isinstance(o, str) else o)
-            for o in ordering
-        ]
-        return queryset.order_by(*ordering, "id")
+        if not hasattr(self, "_ordered_qs"):
+            queryset = super().qs
+            self._ordered_qs = queryset.order_by(*self._stable_ordering(queryset.query.order_by))
+        return self._ordered_qs
+
+    @staticmethod
+    def _stable_ordering(requested) -> list:
+        """The requested order, completed so that pages never repeat or skip rows.
+
+        Ties break on name, then id: every directory index is (tenant, <column>, name), so the
+        database walks an index instead of sorting the tenant's rows. NULLS LAST is only asked of
+        nullable columns; on a NOT NULL column it would stop PostgreSQL from scanning an index
+        backwards for a descending sort.
+        """
+        requested = [*requested] or ["name"]
+        ordering = []
+        for term in requested:
+            if not isinstance(term, str):
+                ordering.append(term)
+                continue
+            column = term.removeprefix("-")
+            nulls_last = True if Partner._meta.get_field(column).null else None
+            expression = (
+                F(column).desc(nulls_last=nulls_last) if term.startswith("-") else F(column).asc(nulls_last=nulls_last)
+            )
+            ordering.append(expression)
+        sorts_by_name = any(isinstance(term, str) and term.removeprefix("-") == "name" for term in requested)
+        return [*ordering, *([] if sorts_by_name else ["name"]), "id"]
