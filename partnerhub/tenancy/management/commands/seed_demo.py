@@ -230,7 +230,7 @@ class Command(BaseCommand):
             tenant = tenant_create(
                 name=workspace.name, slug=workspace.slug, fiscal_year_start_month=workspace.fiscal_year_start_month
             )
-            self.created["workspaces"] += 1
+            self.created["workspace"] += 1
         with tenant_scope(tenant):
             # The first person is the workspace's administrator and adds everyone else.
             admin = self._member(workspace.people[0], by=None)
@@ -252,7 +252,7 @@ class Command(BaseCommand):
         user = User.objects.filter(email=person.email).first()
         if user is None:
             user = User.objects.create_user(person.email, password=DEMO_PASSWORD, full_name=person.full_name)
-            self.created["accounts"] += 1
+            self.created["account"] += 1
         # The demo addresses count as verified, so sign-in works when verification is mandatory.
         EmailAddress.objects.get_or_create(user=user, email=person.email, defaults={"verified": True, "primary": True})
         return user
@@ -261,7 +261,7 @@ class Command(BaseCommand):
         user = self._user(person)
         if not Membership.objects.filter(user=user).exists():
             membership_create(user=user, role=person.role, partner=partner, by=by)
-            self.created["memberships"] += 1
+            self.created["membership"] += 1
         return user
 
     def _partners(self, workspace: Workspace, *, managers: list[User], by: User) -> None:
@@ -272,13 +272,13 @@ class Command(BaseCommand):
                 continue
             fields = {**spec, "partner_type": types[spec["partner_type"]], "manager": managers[index % len(managers)]}
             partner_create(by=by, **fields)
-            self.created["partners"] += 1
+            self.created["partner"] += 1
 
     def _demo_api_key(self, *, by: User) -> str | None:
         if ApiKey.objects.filter(name__iexact=DEMO_API_KEY_NAME, revoked_at__isnull=True).exists():
             return None
         _key, plaintext = api_key_create(name=DEMO_API_KEY_NAME, access=ApiKeyAccess.READ_ONLY, by=by)
-        self.created["API keys"] += 1
+        self.created["API key"] += 1
         return plaintext
 
     # --- Output ------------------------------------------------------------------------------------
@@ -286,7 +286,8 @@ class Command(BaseCommand):
     def _report(self, new_keys: list[tuple[str, str]]) -> None:
         out = self.stdout
         if self.created:
-            out.write("Demo data created: " + ", ".join(f"{n} {what}" for what, n in self.created.items()) + ".")
+            counts = (f"{n} {what}{'' if n == 1 else 's'}" for what, n in self.created.items())
+            out.write("Demo data created: " + ", ".join(counts) + ".")
         else:
             out.write("Demo data already in place; nothing to create.")
         out.write(f"Every demo account signs in with the password “{DEMO_PASSWORD}”.")
