@@ -145,8 +145,11 @@ ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="mandator
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[PartnerHub] "
-# Failed logins are limited per IP and per account; allauth answers 429 past the limit.
+# Failed logins are limited per IP and per account: past the limit the sign-in form refuses every
+# attempt for that account, even with the right password. Sign-in posts from one address are
+# limited as a whole too; past that limit allauth answers 429 (templates/429.html).
 ACCOUNT_RATE_LIMITS = {
+    "login": env("LOGIN_IP_RATE_LIMIT", default="30/m/ip"),
     "login_failed": env("LOGIN_RATE_LIMIT", default="10/m/ip,5/5m/key"),
     "reset_password": "20/m/ip,5/m/key",
 }
