@@ -142,11 +142,17 @@ def partner_create(request):
     return _form_page(request, partner=None)
 
 
-@member_required(Capability.EDIT_PARTNERS)
+@member_required(Capability.VIEW_PARTNERS)
 @require_http_methods(["GET", "HEAD", "POST"])
 def partner_edit(request, pk: int):
-    """Change a partner's details."""
+    """Change a partner's details.
+
+    Looked up before the edit check, so another tenant's id is a 404 for every internal role,
+    as on the detail page; partner users are refused before any lookup.
+    """
     partner = get_object_or_404(Partner.objects.with_listing_relations(), pk=pk)
+    if not request.membership.can(Capability.EDIT_PARTNERS):
+        raise PermissionDenied("Your role can view partners but not change them.")
     return _form_page(request, partner=partner)
 
 
