@@ -18,9 +18,12 @@ def memberships_of(user: User):
     Spans tenants on purpose: this is how a principal finds its tenants. On PostgreSQL the
     membership policy shows a session its own user's rows (``visible_to_own_user``).
     """
+    # Not select_related("partner"): this runs before any tenant is bound, when row-level security
+    # hides every partner row, so the join would come back empty and cache ``partner = None`` on a
+    # partner user's membership. Loaded on first use instead, once the request's tenant is bound.
     return (
         Membership.all_tenants.filter(user=user, tenant__is_active=True)
-        .select_related("tenant", "partner")
+        .select_related("tenant")
         .order_by("tenant__name")
     )
 

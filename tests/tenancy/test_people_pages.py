@@ -60,6 +60,8 @@ def test_partner_admin_sees_only_the_people_of_their_own_partner(client, world):
     listed = {m.user.email for m in response.context["members"]}
     assert listed == {"partner_admin@acme.test", "partner_member@acme.test"}
     body = response.content.decode()
+    # The membership knows its partner (on PostgreSQL too, where it is loaded under the bound tenant).
+    assert "Your colleagues at Acme Partner 1" in body
     for hidden in ("executive@acme.test", "partner_manager@acme.test", "p2admin@acme.test", ">admin@acme.test"):
         assert hidden not in body
 
