@@ -84,8 +84,11 @@ class InvitationForm(RoleAndPartnerMixin, forms.Form):
     def __init__(self, *args, actor: Membership, **kwargs):
         super().__init__(*args, **kwargs)
         self._setup_role_and_partner(actor)
-        if actor.is_partner_user and not self.is_bound:
+        if actor.is_partner_user:
             self.initial.setdefault("role", Role.PARTNER_MEMBER)
+        else:
+            # No preselected role: an administrator invitation should never be one click away.
+            self.fields["role"].choices = [("", "Choose a role…"), *self.fields["role"].choices]
 
     def clean(self):
         return self._clean_role_and_partner(super().clean())

@@ -203,6 +203,8 @@ def audit_change_rows(changes) -> list[tuple[str, object, object, bool]]:
     rows = []
     for field, value in changes.items():
         if isinstance(value, list | tuple) and len(value) == 2:
+            if value[0] in (None, "") and value[1] in (None, ""):
+                continue  # "nothing" became "nothing": not a change worth a line
             rows.append((str(field), value[0], value[1], True))
         else:
             rows.append((str(field), None, value, False))

@@ -13,6 +13,7 @@ from django.utils import timezone
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
+from partnerhub.tenancy.selectors import audit_change_rows
 
 AUDIT = reverse("audit_list")
 
@@ -66,7 +67,7 @@ def test_admin_sees_the_log_newest_first_with_readable_changes(client, world):
     assert '<span class="change-field">role</span> <span class="change-old">executive</span> → ' in body
     assert '<span class="change-new">partner_manager</span>' in body
     # An empty old value reads as a dash, not as nothing.
-    assert '<span class="change-field">partner</span> <span class="change-old">—</span>' in body
+    assert '<span class="change-field">partner</span> <span class="change-none">—</span> → ' in body
 
 
 def test_the_log_shows_only_the_active_tenants_events(client, world):
@@ -189,3 +190,10 @@ def test_audit_page_query_count_does_not_grow_with_rows(client, world):
     client.force_login(world.a.users["admin"])
     client.get(AUDIT)  # the first request stores the active workspace in the session
     assert _audit_queries(client, world, 3) == _audit_queries(client, world, 27)
+
+
+def test_changes_are_listed_as_written_and_empty_to_empty_pairs_are_left_out():
+    rows = audit_change_rows({"partner": [None, ""], "role": ["a", "b"], "note": "free text", "replaced": [None, True]})
+    assert rows == [("role", "a", "b", True), ("note", None, "free text", False), ("replaced", None, True, True)]
+    assert audit_change_rows("odd") == [("", None, "odd", False)]
+    assert audit_change_rows({}) == [] and audit_change_rows(None) == []

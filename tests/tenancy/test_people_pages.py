@@ -250,6 +250,13 @@ def test_partner_admin_cannot_invite_to_another_partner(client, world):
         assert not Invitation.objects.exists()
 
 
+def test_the_invite_form_makes_administrators_choose_a_role_deliberately(client, world):
+    response = signed_in(client, world.a.users["admin"]).get(PEOPLE)
+    choices = response.context["invite_form"].fields["role"].choices
+    assert choices[0] == ("", "Choose a role…")
+    assert '<option value="admin" selected>' not in response.content.decode()
+
+
 def test_partner_admin_sees_no_partner_picker_and_only_partner_roles(client, world):
     response = signed_in(client, world.a.users["partner_admin"]).get(PEOPLE)
     form = response.context["invite_form"]
