@@ -79,5 +79,5 @@ bench-%: $(STAMP)
 
 # The demo database (var/partnerhub.sqlite3) is kept; delete it to start the demo over.
 clean:
-	rm -rf "$(VENV)" .ruff_cache .pytest_cache build dist ./*.egg-info var/static var/celerybeat-schedule
+	rm -rf "$(VENV)" .ruff_cache .pytest_cache build dist ./*.egg-info var/static var/celerybeat-schedule*
 	find . -path "./$(VENV)" -prune -o -name __pycache__ -type d -exec rm -rf {} +
