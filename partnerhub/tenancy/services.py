@@ -354,11 +354,27 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if user.email.lower() != invitation.email.lower():
         raise ValidationError("This invitation was sent to a different email address.", code="other_email")
     membership = membership_create(user=user, role=invitation.role, partner=invitation.partner, by=user)
+    _record_verified_address(user, invitation.email)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     audit(actor=user, verb="invitation.accepted", target=invitation)
     return membership
+
+
+def _record_verified_address(user: User, email: str) -> None:
+    """Accepting proves the person reads this mailbox: record the address as verified.
+
+    allauth refuses to add an authenticator while an address is unverified, and a workspace may
+    require one of its administrators, so this also keeps that path open.
+    """
+    from allauth.account.models import EmailAddress
+
+    email = email.lower()
+    updated = EmailAddress.objects.filter(user=user, email__iexact=email).update(verified=True)
+    if not updated:
+        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=not has_primary)
 
 
 @transaction.atomic
@@ -368,8 +384,6 @@ def invitation_accept_as_new_user(*, invitation: Invitation, full_name: str, pas
     The invitation link proves the person reads that mailbox, so the address is recorded as
     verified and primary: they are not asked to confirm it again.
     """
-    from allauth.account.models import EmailAddress
-
     invitation = _lock_pending(invitation)
     email = invitation.email.lower()
     if User.objects.filter(email__iexact=email).exists():
@@ -384,7 +398,6 @@ def invitation_accept_as_new_user(*, invitation: Invitation, full_name: str, pas
         raise ValidationError({"password1": error.messages}) from None
     user.set_password(password)
     user.save()
-    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     membership = invitation_accept(invitation=invitation, user=user)
     return user, membership
 

@@ -187,11 +187,38 @@ def test_admins_of_a_workspace_requiring_mfa_must_set_up_an_authenticator_first(
     assert client.get(PEOPLE).status_code == 200
 
 
+def test_an_admin_with_an_unverified_address_is_told_to_verify_it_first(client, world):
+    from allauth.account.models import EmailAddress
+
+    admin = world.a.users["admin"]
+    EmailAddress.objects.create(user=admin, email=admin.email, verified=False, primary=True)
+    require_mfa(world.a.tenant)
+    client.force_login(admin)
+    response = client.get(PEOPLE, follow=True)
+    # allauth will not add an authenticator to an account with an unverified address; the person
+    # lands on the two-factor page with the reason, and the email page is one click away.
+    assert response.redirect_chain[-1][0] == reverse("mfa_index")
+    body = response.content.decode()
+    assert "verified your email address" in body
+    assert reverse("account_email") in body
+
+
 def test_an_admin_with_an_authenticator_gets_through(client, world):
     require_mfa(world.a.tenant)
     TOTP.activate(world.a.users["admin"], generate_totp_secret())
     client.force_login(world.a.users["admin"])
     assert client.get(PEOPLE).status_code == 200
+
+
+def test_turning_the_authenticator_off_warns_an_admin_whose_workspace_requires_it(client, world):
+    require_mfa(world.a.tenant)
+    TOTP.activate(world.a.users["admin"], generate_totp_secret())
+    client.force_login(world.a.users["admin"])
+    confirm = client.get(reverse("mfa_deactivate_totp"))
+    client.post(confirm["Location"], {"password": PASSWORD})
+    page = client.get(reverse("mfa_deactivate_totp"))
+    assert page.status_code == 200
+    assert "Acme requires administrators to use two-factor authentication" in page.content.decode()
 
 
 @pytest.mark.parametrize("role", ["partner_manager", "executive", "partner_admin", "partner_member"])

@@ -158,6 +158,16 @@ def test_signed_in_with_the_invited_address_confirms_and_lands_in_the_new_worksp
         assert Membership.objects.get(user=person).role == "executive"
 
 
+def test_accepting_records_the_invited_address_as_verified(client, world):
+    person = world.b.users["executive"]
+    EmailAddress.objects.create(user=person, email=person.email, verified=False, primary=True)
+    _invitation, token = invite(world.a, person.email)
+    client.force_login(person)
+    assert client.post(accept_url(token)).status_code == 302
+    address = EmailAddress.objects.get(user=person)
+    assert (address.verified, address.primary) == (True, True)
+
+
 def test_signed_in_as_someone_else_explains_and_offers_to_sign_out(client, world):
     invitation, token = invite(world.a, "someone@example.test")
     client.force_login(world.b.users["admin"])
