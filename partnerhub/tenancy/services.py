@@ -244,9 +244,15 @@ def invitation_create(*, email: str, role: str, partner=None, by_membership: Mem
     if Membership.objects.filter(user__email__iexact=email).exists():
         raise ValidationError({"email": "This person already belongs to the workspace."})
     now = timezone.now()
-    replaced = Invitation.objects.select_for_update().filter(
-        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    replaced = list(
+        Invitation.objects.select_for_update().filter(
+            email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+        )
     )
+    if not all(_may_handle_invitation(by_membership, old) for old in replaced):
+        # Replacing would withdraw an invitation this person may not touch (e.g. a partner admin
+        # re-inviting someone an administrator invited to an internal role).
+        raise ValidationError({"email": "This address already has an open invitation from a workspace administrator."})
     for old in replaced:
         old.revoked_at = now
         old.save(update_fields=["revoked_at"])
@@ -270,15 +276,19 @@ def invitation_create(*, email: str, role: str, partner=None, by_membership: Mem
     return invitation, token
 
 
-def _check_may_handle_invitation(actor: Membership, invitation: Invitation) -> None:
+def _may_handle_invitation(actor: Membership, invitation: Invitation) -> bool:
+    """Administrators handle every invitation; partner admins those for their own partner."""
     if actor.tenant_id != invitation.tenant_id:
-        raise PermissionDenied("This invitation is not part of your workspace.")
+        return False
     if actor.can(Capability.MANAGE_MEMBERS):
-        return
+        return True
     own_partner = actor.is_partner_user and invitation.partner_id == actor.partner_id
-    if own_partner and actor.can(Capability.INVITE_PARTNER_USERS):
-        return
-    raise PermissionDenied("Your role does not let you manage this invitation.")
+    return own_partner and actor.can(Capability.INVITE_PARTNER_USERS)
+
+
+def _check_may_handle_invitation(actor: Membership, invitation: Invitation) -> None:
+    if not _may_handle_invitation(actor, invitation):
+        raise PermissionDenied("Your role does not let you manage this invitation.")
 
 
 @transaction.atomic

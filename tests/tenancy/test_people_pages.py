@@ -454,3 +454,17 @@ def test_get_never_changes_anything(client, world):
     client.get(remove_url(target))
     client.get(edit_url(target), {"role": "admin"})
     assert membership_of(world.a.tenant, target.pk).role == "executive"
+
+
+def test_partner_admin_cannot_replace_an_invitation_an_administrator_sent(client, world):
+    admin_client = type(client)()
+    admin_client.force_login(world.a.users["admin"])
+    admin_client.post(INVITE, {"email": "wanted@example.test", "role": "executive"})
+    response = signed_in(client, world.a.users["partner_admin"]).post(
+        INVITE, {"email": "wanted@example.test", "role": "partner_member"}
+    )
+    assert response.status_code == 200
+    assert "already has an open invitation from a workspace administrator" in response.content.decode()
+    with tenant_scope(world.a.tenant):
+        invitation = Invitation.objects.get(email="wanted@example.test")
+    assert invitation.is_pending and invitation.role == "executive"
