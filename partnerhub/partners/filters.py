@@ -62,8 +62,9 @@ class PartnerFilter(django_filters.FilterSet):
     def _stable_ordering(requested) -> list:
         """The requested order, completed so that pages never repeat or skip rows.
 
-        Ties break on name, then id: every directory index is (tenant, <column>, name), so the
-        database walks an index instead of sorting the tenant's rows. NULLS LAST is only asked of
+        Ties break on name, which is unique within a tenant (partner_name_unique_per_tenant),
+        so the order is total without id: every directory index is (tenant, <column>, name) and
+        the database walks it instead of sorting the tenant's rows. NULLS LAST is only asked of
         nullable columns; on a NOT NULL column it would stop PostgreSQL from scanning an index
         backwards for a descending sort.
         """
@@ -75,9 +76,8 @@ class PartnerFilter(django_filters.FilterSet):
                 continue
             column = term.removeprefix("-")
             nulls_last = True if Partner._meta.get_field(column).null else None
-            expression = (
-                F(column).desc(nulls_last=nulls_last) if term.startswith("-") else F(column).asc(nulls_last=nulls_last)
-            )
-            ordering.append(expression)
-        sorts_by_name = any(isinstance(term, str) and term.removeprefix("-") == "name" for term in requested)
-        return [*ordering, *([] if sorts_by_name else ["name"]), "id"]
+            direction = F(column).desc if term.startswith("-") else F(column).asc
+            ordering.append(direction(nulls_last=nulls_last))
+        if not any(isinstance(term, str) and term.removeprefix("-") == "name" for term in requested):
+            ordering.append("name")
+        return ordering

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from partnerhub.paging import DeferredJoinPaginator
 from partnerhub.partners.filters import PartnerFilter
 from partnerhub.partners.forms import PartnerForm
 from partnerhub.partners.history import partner_change_history
@@ -66,15 +66,16 @@ def _sort_headers(requested: list[str] | None) -> dict[str, SortHeader]:
 def partner_list(request):
     """The internal partner directory: search, filter, sort and page through partners.
 
-    Two queries do the heavy lifting whatever the tenant's size: the count and the page itself,
-    each on an index that starts with tenant_id. htmx requests get only the results block.
+    Two queries do the heavy lifting whatever the tenant's size: the count and the page itself
+    (ids along an index that starts with tenant_id, then those rows with their relations). htmx
+    requests get only the results block.
     """
     filterset = PartnerFilter(request.GET or None, queryset=Partner.objects.with_listing_relations(), request=request)
     if filterset.is_bound:
         # Values that do not parse (a stale link, an edited address) are left out and named on the page.
         filterset.is_valid()
     cleaned = getattr(filterset.form, "cleaned_data", {})
-    paginator = Paginator(filterset.qs, PAGE_SIZE)
+    paginator = DeferredJoinPaginator(filterset.qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     filtering = any(cleaned.get(name) not in (None, "") for name in FILTER_FIELDS)
     context = {

@@ -454,3 +454,22 @@ def test_partner_users_learn_nothing_about_other_partners_from_their_ids(client,
 def test_listing_and_detail_accept_only_reads(manager_client, world):
     assert manager_client.post(LIST).status_code == 405
     assert manager_client.post(reverse("partner_detail", args=[world.a.partners[0].pk])).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("12.00", "12"), ("1250.50", "1,250.5"), ("0.05", "0.05"), ("1000000.00", "1,000,000"), ("0.00", "0"), (None, "")],
+)
+def test_sizes_show_without_trailing_zeros_and_with_thousands_grouped(value, shown):
+    from decimal import Decimal
+
+    from partnerhub.partners.templatetags.partner_display import plain_number
+
+    assert plain_number(None if value is None else Decimal(value)) == shown
+
+
+def test_directory_dates_read_month_day_year():
+    from partnerhub.partners.templatetags.partner_display import short_date
+
+    assert short_date(datetime.date(2024, 3, 1)) == "Mar 1, 2024"
+    assert short_date(None) == ""
