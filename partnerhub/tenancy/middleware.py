@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from partnerhub.tenancy.context import bind, tenant_scope
+from partnerhub.tenancy.roles import Role
 from partnerhub.tenancy.selectors import active_membership_for
 
 SESSION_TENANT_KEY = "partnerhub_active_tenant"
@@ -39,23 +41,37 @@ class TenantMiddleware:
 
 
 class RequireMfaMiddleware:
-    """Send administrators of tenants that require MFA to the authenticator set-up page."""
+    """Hold administrators of tenants that require MFA at the authenticator set-up page.
 
-    ALLOWED_PREFIXES = ("/accounts/", "/static/", "/api/", "/healthz")
+    Until they have an authenticator they may only reach the account pages (to set it up or sign
+    out), switch to another workspace, or answer an invitation. Browser calls to the API are
+    refused with 403; API keys are not people and are not affected (they carry no membership).
+    """
+
+    OPEN_PREFIXES = ("/accounts/", "/static/", "/healthz", "/workspace/switch/", "/invitations/")
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if self._owes_mfa(request):
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {"detail": "This workspace requires two-factor authentication; set up an authenticator first."},
+                    status=403,
+                )
+            return redirect(reverse("mfa_activate_totp") + "?required=1")
+        return self.get_response(request)
+
+    def _owes_mfa(self, request) -> bool:
         membership = request.membership
         if (
-            membership is not None
-            and request.tenant.require_mfa_for_admins
-            and membership.role == "admin"
-            and not request.path.startswith(self.ALLOWED_PREFIXES)
+            membership is None
+            or membership.role != Role.ADMIN
+            or not request.tenant.require_mfa_for_admins
+            or request.path.startswith(self.OPEN_PREFIXES)
         ):
-            from allauth.mfa.models import Authenticator
+            return False
+        from allauth.mfa.models import Authenticator
 
-            if not Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists():
-                return redirect(reverse("mfa_activate_totp") + "?required=1")
-        return self.get_response(request)
+        return not Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists()

@@ -423,7 +423,7 @@ def workspace_settings(request):
             messages.success(request, "Workspace settings saved.")
             return redirect("workspace_settings")
     has_authenticator = _has_totp(request.user)
-    context = {"nav": "members", "form": form, "has_authenticator": has_authenticator}
+    context = {"nav": "workspace", "form": form, "has_authenticator": has_authenticator}
     return render(request, "tenancy/workspace_settings.html", context)
 
 

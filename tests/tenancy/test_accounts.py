@@ -372,3 +372,27 @@ def test_switching_needs_a_post_and_a_signed_in_person(client, world):
     assert client.post(SWITCH, {"tenant": world.a.tenant.pk}).status_code == 302
     client.force_login(world.a.users["admin"])
     assert client.get(SWITCH).status_code == 405
+
+
+def test_an_admin_who_owes_mfa_can_still_switch_workspace_but_not_use_the_api_from_the_browser(client, world):
+    from tests.factories import MembershipFactory
+
+    admin = world.a.users["admin"]
+    MembershipFactory(tenant=world.b.tenant, user=admin, role="executive")
+    require_mfa(world.a.tenant)
+    client.force_login(admin)
+    client.post(reverse("workspace_switch"), {"tenant": world.a.tenant.pk})
+    api = client.get("/api/v1/partners/")
+    assert api.status_code == 403 and "two-factor" in api.json()["detail"]
+    switched = client.post(reverse("workspace_switch"), {"tenant": world.b.tenant.pk})
+    assert switched.status_code == 302 and switched["Location"] == reverse("home")
+    # In tenant b the person is an executive, and b does not require MFA.
+    assert client.get(reverse("partner_list")).status_code == 200
+
+
+def test_api_keys_are_not_held_by_the_mfa_requirement(world):
+    from django.test import Client
+
+    require_mfa(world.a.tenant)
+    response = Client(HTTP_AUTHORIZATION=f"Api-Key {world.a.read_key[1]}").get("/api/v1/partners/")
+    assert response.status_code == 200
