@@ -473,3 +473,17 @@ def test_directory_dates_read_month_day_year():
 
     assert short_date(datetime.date(2024, 3, 1)) == "Mar 1, 2024"
     assert short_date(None) == ""
+
+
+@pytest.mark.parametrize("name", ["partner_detail", "partner_edit"])
+def test_an_id_beyond_any_database_integer_is_simply_not_found(manager_client, world, name):
+    response = manager_client.get(reverse(name, args=[10**30]))
+
+    assert response.status_code == 404
+
+
+def test_the_page_and_the_filter_agree_on_the_sort_keys():
+    from partnerhub.partners.filters import SORT_FIELDS
+    from partnerhub.partners.views import SORTABLE_COLUMNS
+
+    assert set(SORTABLE_COLUMNS) == set(SORT_FIELDS)
