@@ -56,8 +56,8 @@ def tenant_scope(tenant=None, *, user=None) -> Iterator[Scope]:
     scope = Scope(tenant_id=_as_id(tenant), user_id=_as_id(user))
     token = _scope.set(scope)
     depth_token = _entry_depth.set(_entry_depth.get() + 1)
-    _push_to_database()
     try:
+        _push_to_database()
         yield scope
     finally:
         _entry_depth.reset(depth_token)

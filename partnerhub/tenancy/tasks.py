@@ -8,7 +8,8 @@ from celery import shared_task
 
 from partnerhub.tenancy.context import tenant_scope
 
-# Defaults every PartnerHub task shares: a redelivered task must be safe to run again.
+# Defaults every PartnerHub task shares: a redelivered task must be safe to run again. Time
+# limits come from CELERY_TASK_SOFT_TIME_LIMIT / CELERY_TASK_TIME_LIMIT unless a task sets its own.
 TASK_DEFAULTS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -17,8 +18,6 @@ TASK_DEFAULTS = {
     "retry_backoff_max": 600,
     "retry_jitter": True,
     "max_retries": 5,
-    "soft_time_limit": 300,
-    "time_limit": 360,
 }
 
 

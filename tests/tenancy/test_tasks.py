@@ -45,7 +45,9 @@ def test_a_task_without_a_tenant_is_refused(world):
 def test_task_defaults_are_safe_to_redeliver():
     assert partner_names_task.acks_late is True
     assert partner_names_task.reject_on_worker_lost is True
-    assert partner_names_task.time_limit and partner_names_task.soft_time_limit
+    # Time limits apply to every task from the configuration (CELERY_TASK_*_TIME_LIMIT).
+    assert celery_app.conf.task_time_limit and celery_app.conf.task_soft_time_limit
+    assert celery_app.conf.task_soft_time_limit < celery_app.conf.task_time_limit
     assert partner_names_task.max_retries and partner_names_task.retry_backoff
 
 
@@ -65,3 +67,4 @@ def test_a_real_worker_runs_the_task_through_redis_in_the_right_tenant(committed
     assert result["names"] == ["Acme Partner 1", "Acme Partner 2"]
     if connection.vendor == "postgresql":
         assert result["db_tenant"] == str(world.a.tenant.pk)
+
