@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import F, UniqueConstraint
 
 from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus, PartnerType
 from partnerhub.partners.selectors import internal_users
@@ -117,31 +116,6 @@ class ManagerChoiceField(forms.ModelChoiceField):
         return f"{user.full_name} ({user.email})" if user.full_name else user.email
 
 
-def _column_names(expression) -> list[str]:
-    if isinstance(expression, F):
-        return [expression.name]
-    return [name for source in expression.get_source_expressions() for name in _column_names(source)]
-
-
-def _constraint_fields() -> dict[str, str]:
-    """The form field each of Partner's unique constraints is about, keyed by its message.
-
-    Model validation reports a violated multi-column constraint as a non-field error; the
-    message tells us which constraint it was, and so which field to put the error on.
-    """
-    fields = {}
-    for constraint in Partner._meta.constraints:
-        if not isinstance(constraint, UniqueConstraint):
-            continue
-        names = list(constraint.fields) or [
-            name for expression in constraint.expressions for name in _column_names(expression)
-        ]
-        names = [name for name in names if name != "tenant"]
-        if len(names) == 1:
-            fields[str(constraint.violation_error_message)] = names[0]
-    return fields
-
-
 _RELATIONS = ("partner_type", "manager")
 
 
@@ -218,15 +192,10 @@ class PartnerForm(forms.Form):
             return partner_update(partner=self.partner, by=by, **fields)
         except ValidationError as error:
             self._add_service_error(error)
-            if self.partner is not None:  # the service set the refused values on it before validating
-                self.partner.refresh_from_db()
             return None
 
     def _add_service_error(self, error: ValidationError) -> None:
-        by_message = _constraint_fields()
         errors = error.error_dict if hasattr(error, "error_dict") else {NON_FIELD_ERRORS: error.error_list}
         for field, field_errors in errors.items():
             for item in field_errors:
-                message = " ".join(item.messages)
-                target = field if field in self.fields else by_message.get(message)
-                self.add_error(target if target in self.fields else None, message)
+                self.add_error(field if field in self.fields else None, " ".join(item.messages))

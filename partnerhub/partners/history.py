@@ -6,9 +6,8 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 
-from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus, PartnerType
+from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus
 from partnerhub.partners.selectors import partner_recent_changes
-from partnerhub.tenancy.models import Membership, User
 
 AUDIT_VERBS = {"partner.created": "added this partner", "partner.updated": "changed"}
 
@@ -24,32 +23,10 @@ def _pairs(events) -> list[tuple[Any, str, list]]:
     return pairs
 
 
-def _related_names(pairs) -> dict[str, dict[str, str]]:
-    """Names for the type and manager ids that partner events record, in two queries at most.
-
-    Only people who are members of this workspace are named; anyone else shows as a former member.
-    """
-    ids: dict[str, set[int]] = {"partner_type": set(), "manager": set()}
-    for _event, field, pair in pairs:
-        if field in ids:
-            ids[field].update(int(value) for value in pair if str(value).isdigit())
-    names: dict[str, dict[str, str]] = {"partner_type": {}, "manager": {}}
-    if ids["partner_type"]:
-        names["partner_type"] = {
-            str(pk): name
-            for pk, name in PartnerType.objects.filter(pk__in=ids["partner_type"]).values_list("pk", "name")
-        }
-    if ids["manager"]:
-        members = User.objects.filter(pk__in=ids["manager"]).filter(pk__in=Membership.objects.values("user_id"))
-        names["manager"] = {str(user.pk): user.get_full_name() for user in members}
-    return names
-
-
-def _display_value(field: str, value: Any, names: dict[str, dict[str, str]]) -> str:
+def _display_value(field: str, value: Any) -> str:
+    # Events name related rows as they were (type name, manager email), so nothing is looked up.
     if value in (None, "", [], {}):
         return "—"
-    if field in names:
-        return names[field].get(str(value), "a former member" if field == "manager" else "a removed type")
     if field == "lifecycle_stage" and value in LifecycleStage.values:
         return LifecycleStage(value).label
     if field == "status" and value in PartnerStatus.values:
@@ -72,14 +49,13 @@ def _field_label(field: str) -> str:
 def _change_rows(events) -> list[dict]:
     """The audit events as the “Recent changes” panel shows them: who, what, and each field's old → new."""
     pairs = _pairs(events)
-    names = _related_names(pairs)
     fields_by_event: dict[int, list[dict]] = {}
     for event, field, (old, new) in pairs:
         fields_by_event.setdefault(event.pk, []).append(
             {
                 "label": "Type" if field == "partner_type" else _field_label(field),
-                "old": _display_value(field, old, names),
-                "new": _display_value(field, new, names),
+                "old": _display_value(field, old),
+                "new": _display_value(field, new),
             }
         )
     return [

@@ -55,7 +55,12 @@ def _normalize(fields: dict[str, Any]) -> dict[str, Any]:
         lines = fields["product_lines"] or []
         if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
             raise ValidationError({"product_lines": "Give product lines as a list of names."})
-        fields["product_lines"] = sorted({line.strip() for line in lines if line.strip()}, key=str.lower)
+        # One entry per line whatever its case; the first spelling given wins, sorted for display.
+        unique: dict[str, str] = {}
+        for line in (line.strip() for line in lines):
+            if line:
+                unique.setdefault(line.casefold(), line)
+        fields["product_lines"] = [unique[key] for key in sorted(unique)]
     if "external_ids" in fields:
         ids = fields["external_ids"] or {}
         if not isinstance(ids, dict) or not all(
@@ -66,7 +71,33 @@ def _normalize(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _snapshot(partner: Partner) -> dict[str, Any]:
+    """The editable fields as an audit event records them: related rows by name, as they are now."""
+    values = model_to_dict(partner, PARTNER_EDITABLE_FIELDS)
+    values["partner_type"] = partner.partner_type.name if partner.partner_type_id else None
+    values["manager"] = partner.manager.email if partner.manager_id else None
+    return values
+
+
+def _check_unique(partner: Partner) -> None:
+    """Name and CRM ids are unique per tenant; report a clash on the field that clashes."""
+    others = Partner.objects.exclude(pk=partner.pk)
+    errors = {}
+    if partner.name and others.filter(name__iexact=partner.name).exists():
+        errors["name"] = "A partner with this name already exists."
+    for field, label in (
+        ("hubspot_company_id", "HubSpot company id"),
+        ("salesforce_account_id", "Salesforce account id"),
+    ):
+        value = getattr(partner, field)
+        if value and others.filter(**{field: value}).exists():
+            errors[field] = f"Another partner already has this {label}."
+    if errors:
+        raise ValidationError(errors)
+
+
 def _save(partner: Partner) -> None:
+    _check_unique(partner)
     partner.full_clean()
     try:
         with transaction.atomic():
@@ -86,7 +117,7 @@ def partner_create(*, by: User | ApiKey, **fields: Any) -> Partner:
         actor=by,
         verb="partner.created",
         target=partner,
-        changes=diff({}, model_to_dict(partner, PARTNER_EDITABLE_FIELDS)),
+        changes=diff({}, _snapshot(partner)),
     )
     return partner
 
@@ -97,11 +128,15 @@ def partner_update(*, partner: Partner, by: User | ApiKey, **fields: Any) -> Par
     fields = _normalize(fields)
     if "manager" in fields:
         _validate_manager(fields["manager"])
-    before = model_to_dict(partner, PARTNER_EDITABLE_FIELDS)
+    before = _snapshot(partner)
     for field, value in fields.items():
         setattr(partner, field, value)
-    _save(partner)
-    changes = diff(before, model_to_dict(partner, PARTNER_EDITABLE_FIELDS))
+    try:
+        _save(partner)
+    except ValidationError:
+        partner.refresh_from_db()  # the caller's object must not keep values that were refused
+        raise
+    changes = diff(before, _snapshot(partner))
     if changes:
         audit(actor=by, verb="partner.updated", target=partner, changes=changes)
     return partner

@@ -35,9 +35,8 @@ def messages(error: ValidationError) -> dict[str, list[str]]:
 
 
 def errors_about(error: ValidationError, field: str) -> list[str]:
-    """The messages on ``field``, or the non-field ones: constraint clashes may arrive either way."""
-    found = error.message_dict
-    return found.get(field) or found.get("__all__", [])
+    """The messages the service put on ``field``."""
+    return error.message_dict.get(field, [])
 
 
 def test_creating_a_partner_normalizes_its_text_lists_and_ids(in_a):
@@ -155,18 +154,61 @@ def test_a_refused_update_leaves_the_stored_partner_unchanged(in_a):
     assert not AuditEvent.objects.filter(verb="partner.updated").exists()
 
 
-def test_a_concurrent_duplicate_is_reported_as_a_validation_error(in_a, monkeypatch):
-    from partnerhub.partners import services
+@pytest.mark.postgres
+def test_a_concurrent_duplicate_is_reported_as_a_validation_error(committed_world):
+    """Two writers race for one name: the loser waits on the unique index and gets a clear error."""
+    import threading
+    import time
 
-    # Simulate the race: the validation queries did not see the row a concurrent writer committed.
-    monkeypatch.setattr(Partner, "validate_constraints", lambda self, exclude=None: None)
-    monkeypatch.setattr(services, "_check_unique", lambda partner: None, raising=False)
+    from django.db import connection, transaction
 
-    with pytest.raises(ValidationError) as refused:
-        create(in_a, name="Acme Partner 1")
+    world = committed_world
+    admin = world.a.users["admin"]
+    first_inserted, release_first = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
 
-    assert "at the same time" in refused.value.messages[0]
-    assert Partner.objects.filter(name__iexact="acme partner 1").count() == 1
+    def first_writer():
+        try:
+            with tenant_scope(world.a.tenant), transaction.atomic():
+                partner_create(by=admin, name="Racer", partner_type=PartnerType.objects.get(key="reseller"))
+                first_inserted.set()
+                release_first.wait(timeout=20)  # holds the row uncommitted while the second writer runs
+        finally:
+            connection.close()
+
+    def second_writer():
+        try:
+            with tenant_scope(world.a.tenant):
+                partner_create(by=admin, name="racer", partner_type=PartnerType.objects.get(key="reseller"))
+            outcome["result"] = "created"
+        except ValidationError as error:
+            outcome["result"] = error
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_writer)
+    first.start()
+    assert first_inserted.wait(timeout=20)
+    second = threading.Thread(target=second_writer)
+    second.start()
+    # The second writer's validation cannot see the uncommitted row; its INSERT then waits on the
+    # unique index. Release the first writer once the second is waiting on that lock.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break
+        time.sleep(0.05)
+    release_first.set()
+    first.join(timeout=20)
+    second.join(timeout=20)
+
+    error = outcome["result"]
+    assert isinstance(error, ValidationError), error
+    assert "at the same time" in error.messages[0]
+    with tenant_scope(world.a.tenant):
+        assert Partner.objects.filter(name__iexact="racer").count() == 1
 
 
 def test_seeding_default_partner_types_is_safe_to_repeat(in_a):
@@ -175,3 +217,23 @@ def test_seeding_default_partner_types_is_safe_to_repeat(in_a):
     partner_types_seed_defaults()
 
     assert PartnerType.objects.count() == before == 6
+
+
+def test_product_lines_are_deduplicated_whatever_their_case_keeping_the_first_spelling(in_a):
+    partner = create(in_a, product_lines=["cloud", " Analytics", "Cloud", "CLOUD", "analytics", "Edge"])
+    assert partner.product_lines == ["Analytics", "cloud", "Edge"]
+
+
+def test_audit_events_name_related_rows_instead_of_ids(in_a):
+    manager = in_a.a.users["partner_manager"]
+    partner = create(in_a, manager=manager)
+    event = AuditEvent.objects.get(verb="partner.created", target_id=str(partner.pk))
+    assert event.changes["manager"] == [None, manager.email]
+    assert event.changes["partner_type"] == [None, "Reseller"]
+
+
+def test_a_refused_update_leaves_the_callers_object_as_stored(in_a):
+    partner = Partner.objects.get(pk=in_a.a.partners[1].pk)
+    with pytest.raises(ValidationError):
+        partner_update(partner=partner, by=in_a.a.users["admin"], name="Acme Partner 1", region="APAC")
+    assert (partner.name, partner.region) == ("Acme Partner 2", "EMEA")
