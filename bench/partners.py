@@ -28,7 +28,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -248,6 +248,7 @@ def main() -> int:
             Case("directory, first page", "/partners/", directory=True),
             Case("directory, type + stage", f"/partners/?type={sample[2]}&stage=mature", directory=True),
             Case("directory, search", "/partners/?q=Harbor", directory=True),
+            Case("directory, search for one partner", f"/partners/?q={quote(sample[1])}", directory=True),
             Case("directory, sorted by size", "/partners/?sort=-size", directory=True),
             Case(f"directory, page {deep}", f"/partners/?page={deep}", directory=True),
             Case(f"directory, page {deep} (htmx)", f"/partners/?page={deep}", directory=True),

@@ -127,6 +127,9 @@ class Partner(TenantOwnedModel):
             models.Index(fields=["tenant", "region", "name"], name="partner_tenant_region"),
             models.Index(fields=["tenant", "manager", "name"], name="partner_tenant_manager"),
             models.Index(fields=["tenant", "status", "name"], name="partner_tenant_status"),
+            models.Index(fields=["tenant", "size", "name"], name="partner_tenant_size"),
+            models.Index(fields=["tenant", "joined_on", "name"], name="partner_tenant_joined"),
+            models.Index(fields=["tenant", "updated_at", "name"], name="partner_tenant_updated"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+# Imported first so that allauth's admins are registered before the end of this module replaces them.
+import allauth.account.admin
+import allauth.mfa.admin  # noqa: F401
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.forms.models import model_to_dict
 from django.utils.html import format_html
@@ -171,3 +176,35 @@ class UserAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- allauth's own models ---------------------------------------------------------------------------
+# Email addresses and authenticators belong to people, who are global: allauth's admins list them for
+# every tenant. Only superusers may see them; support staff work inside one tenant.
+
+
+def _superusers_only(admin_class):
+    class SuperuserOnly(admin_class):
+        def has_module_permission(self, request):
+            return request.user.is_superuser
+
+        def has_view_permission(self, request, obj=None):
+            return request.user.is_superuser
+
+        def has_add_permission(self, request):
+            return request.user.is_superuser
+
+        def has_change_permission(self, request, obj=None):
+            return request.user.is_superuser
+
+        def has_delete_permission(self, request, obj=None):
+            return request.user.is_superuser
+
+    SuperuserOnly.__name__ = f"SuperuserOnly{admin_class.__name__}"
+    return SuperuserOnly
+
+
+for _model in (EmailAddress, Authenticator):
+    _original = type(admin.site._registry[_model])
+    admin.site.unregister(_model)
+    admin.site.register(_model, _superusers_only(_original))

@@ -344,3 +344,21 @@ def test_support_staff_see_only_the_people_of_their_tenant(support, world):
 
 def test_the_admin_header_names_the_workspace_in_scope(support, world):
     assert "Workspace: <strong>Acme</strong>" in support.get(reverse("admin:index")).content.decode()
+
+
+def test_email_addresses_and_authenticators_are_for_superusers_only(client, world):
+    from allauth.account.models import EmailAddress
+
+    staff = make_staff(world.a.users["partner_manager"])
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_emailaddress", "change_emailaddress", "view_authenticator"])
+    )
+    EmailAddress.objects.create(user=world.b.users["admin"], email=world.b.users["admin"].email, verified=True)
+    client.force_login(staff)
+    assert client.get(reverse("admin:account_emailaddress_changelist")).status_code == 403
+    assert client.get(reverse("admin:mfa_authenticator_changelist")).status_code == 403
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "Email addresses" not in index
+    client.force_login(make_staff(world.a.users["admin"], superuser=True))
+    listing = client.get(reverse("admin:account_emailaddress_changelist"))
+    assert listing.status_code == 200 and world.b.users["admin"].email in listing.content.decode()
