@@ -19,3 +19,23 @@ def test_export_writes_only_the_named_tenants_partners(world):
 def test_export_of_an_unknown_tenant_is_a_clear_error(world):
     with pytest.raises(CommandError, match="No tenant with slug"):
         call_command("export_partners", tenant="nope", stdout=io.StringIO())
+
+
+def test_export_names_related_rows_and_joins_lists(world):
+    from partnerhub.partners.services import partner_update
+    from partnerhub.tenancy.context import tenant_scope
+
+    with tenant_scope(world.a.tenant):
+        partner_update(
+            partner=world.a.partners[0],
+            by=world.a.users["admin"],
+            manager=world.a.users["partner_manager"],
+            product_lines=["Cloud", "Analytics"],
+            external_ids={"erp": "P-1"},
+        )
+    out = io.StringIO()
+    call_command("export_partners", tenant="acme", stdout=out)
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["manager"] == "partner_manager@acme.test"
+    assert row["product_lines"] == "Analytics; Cloud"
+    assert row["external_ids"] == "erp=P-1"

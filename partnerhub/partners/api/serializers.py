@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from partnerhub.partners.models import Partner, PartnerType
 from partnerhub.partners.selectors import internal_users
+from partnerhub.partners.services import PARTNER_EDITABLE_FIELDS
 from partnerhub.tenancy.api.fields import ScopedSlugRelatedField
 from partnerhub.tenancy.models import User
 
@@ -50,26 +51,7 @@ class PartnerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Partner
-        fields = [
-            "id",
-            "name",
-            "partner_type",
-            "partner_type_name",
-            "lifecycle_stage",
-            "status",
-            "region",
-            "product_lines",
-            "size",
-            "hubspot_company_id",
-            "salesforce_account_id",
-            "external_ids",
-            "manager",
-            "manager_name",
-            "website",
-            "joined_on",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *PARTNER_EDITABLE_FIELDS, "partner_type_name", "manager_name", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         # Uniqueness is checked by the service inside the tenant, with the constraint's message.
         validators: list = []

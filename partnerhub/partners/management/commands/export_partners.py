@@ -5,22 +5,24 @@ from __future__ import annotations
 import csv
 
 from partnerhub.partners.models import Partner
+from partnerhub.partners.services import PARTNER_EDITABLE_FIELDS
 from partnerhub.tenancy.management.base import TenantCommand
 
-COLUMNS = [
-    "id",
-    "name",
-    "partner_type",
-    "lifecycle_stage",
-    "status",
-    "region",
-    "product_lines",
-    "size",
-    "hubspot_company_id",
-    "salesforce_account_id",
-    "manager",
-    "joined_on",
-]
+COLUMNS = ["id", *PARTNER_EDITABLE_FIELDS]
+
+
+def _cell(partner: Partner, field: str):
+    """A partner's field as a CSV cell: related rows by key or email, lists joined."""
+    value = getattr(partner, field)
+    if field == "partner_type":
+        return partner.partner_type.key
+    if field == "manager":
+        return partner.manager.email if partner.manager_id else ""
+    if field == "product_lines":
+        return "; ".join(value)
+    if field == "external_ids":
+        return "; ".join(f"{system}={ident}" for system, ident in value.items())
+    return "" if value is None else value
 
 
 class Command(TenantCommand):
@@ -31,19 +33,4 @@ class Command(TenantCommand):
         writer.writerow(COLUMNS)
         partners = Partner.objects.with_listing_relations().order_by("name", "id")
         for partner in partners.iterator(chunk_size=2000):
-            writer.writerow(
-                [
-                    partner.pk,
-                    partner.name,
-                    partner.partner_type.key,
-                    partner.lifecycle_stage,
-                    partner.status,
-                    partner.region,
-                    "; ".join(partner.product_lines),
-                    "" if partner.size is None else partner.size,
-                    partner.hubspot_company_id,
-                    partner.salesforce_account_id,
-                    partner.manager.email if partner.manager_id else "",
-                    partner.joined_on or "",
-                ]
-            )
+            writer.writerow([_cell(partner, field) for field in COLUMNS])
