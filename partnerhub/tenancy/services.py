@@ -23,6 +23,7 @@ from partnerhub.tenancy.models import ApiKey, ApiKeyAccess, Invitation, Membersh
 from partnerhub.tenancy.roles import INTERNAL_ROLES, PARTNER_ADMIN_INVITABLE, PARTNER_ROLES, Capability, Role
 
 API_KEY_PREFIX = "phk"
+MAX_BIGINT = 2**63 - 1
 INVITATION_PREFIX = "inv"
 
 
@@ -336,12 +337,24 @@ def invitation_email_send(*, invitation_id: int, token: str) -> None:
     )
 
 
+def _token_tenant_id(text: str) -> int | None:
+    """The tenant id a presented token names, when it could be one (a positive 64-bit integer).
+
+    Tokens come from strangers: anything else is simply not a token, rather than a number the
+    database would refuse.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_BIGINT else None
+
+
 def invitation_tenant_id(token: str) -> int | None:
     """The tenant an invitation token names; the token is checked against it afterwards."""
     parts = (token or "").split("_", 2)
-    if len(parts) != 3 or parts[0] != INVITATION_PREFIX or not parts[1].isdigit() or not parts[2]:
+    if len(parts) != 3 or parts[0] != INVITATION_PREFIX or not parts[2]:
         return None
-    return int(parts[1])
+    return _token_tenant_id(parts[1])
 
 
 def invitation_for_token(token: str) -> Invitation | None:
@@ -462,9 +475,10 @@ def api_key_revoke(*, key: ApiKey, by: User) -> ApiKey:
 def api_key_parse(plaintext: str) -> tuple[int, str] | None:
     """(tenant id, prefix) named by a presented key, or None when it is not shaped like one."""
     parts = plaintext.split("_", 3)
-    if len(parts) != 4 or parts[0] != API_KEY_PREFIX or not parts[1].isdigit() or not parts[3]:
+    if len(parts) != 4 or parts[0] != API_KEY_PREFIX or not parts[3]:
         return None
-    return int(parts[1]), parts[2]
+    tenant_id = _token_tenant_id(parts[1])
+    return None if tenant_id is None else (tenant_id, parts[2])
 
 
 def api_key_verify(*, key: ApiKey, plaintext: str) -> bool:

@@ -252,3 +252,17 @@ def test_openapi_schema_generates_without_warnings():
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "phk_99999999999999999999999_abc_def",
+        "phk_0_abc_def",
+        "phk_-1_abc_def",
+        "phk_\u00b2_abc_def",  # a superscript two: str.isdigit() says yes, int() says no
+        "phk_9223372036854775808_a_b",
+    ],
+)
+def test_keys_naming_impossible_tenants_are_refused_not_crashed(world, presented):
+    assert key_client(presented).get(LIST).status_code == 401

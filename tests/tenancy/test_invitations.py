@@ -371,3 +371,10 @@ def test_roles_without_people_rights_cannot_revoke_or_resend(client, world, role
     assert client.post(revoke_url(invitation)).status_code == 403
     assert client.post(resend_url(invitation)).status_code == 403
     assert reload(world.a.tenant, invitation).is_pending
+
+
+@pytest.mark.parametrize(
+    "token", ["inv_99999999999999999999999_secret", "inv_0_secret", "inv_\uff19_secret", "inv_9223372036854775808_x"]
+)
+def test_invitation_links_naming_impossible_tenants_are_not_found(client, world, token):
+    assert client.get(reverse("invitation_accept", args=[token])).status_code == 404
