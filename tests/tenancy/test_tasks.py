@@ -67,4 +67,3 @@ def test_a_real_worker_runs_the_task_through_redis_in_the_right_tenant(committed
     assert result["names"] == ["Acme Partner 1", "Acme Partner 2"]
     if connection.vendor == "postgresql":
         assert result["db_tenant"] == str(world.a.tenant.pk)
-
