@@ -14,7 +14,7 @@ class ScopedSlugRelatedField(serializers.SlugRelatedField):
         self.model = model
         self.queryset_method = queryset_method
         if not kwargs.get("read_only"):
-            kwargs["queryset"] = model.all_tenants.none()  # replaced per request in get_queryset()
+            kwargs["queryset"] = model.objects.none()  # replaced per request in get_queryset()
         super().__init__(**kwargs)
 
     def get_queryset(self):

@@ -32,7 +32,7 @@ class TenantViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             # Schema generation inspects the model only; it runs outside any tenant.
-            return self.model.all_tenants.none()
+            return self.model.objects.none()
         queryset = self.model.objects.all()
         membership = getattr(self.request, "membership", None)
         if not isinstance(self.request.auth, ApiKey) and membership is not None and membership.is_partner_user:
