@@ -1,1 +1,435 @@
-"""Scorecards: models arrive with the issue that builds this area."""
+"""Metrics, governed scorecard versions, append-only observations, and the scores computed from them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from partnerhub.tenancy.managers import TenantQuerySet, TenantScopedManager, UnscopedManager
+from partnerhub.tenancy.models import TenantOwnedModel
+
+PERIOD_KEY_LENGTH = 12  # FY2026-M07
+PERIOD_KINDS = [("quarter", "Quarter"), ("month", "Month")]
+
+
+class Unit(models.TextChoices):
+    COUNT = "count", "Count"
+    CURRENCY = "currency", "Currency"
+    PERCENT = "percent", "Percent"
+    DAYS = "days", "Days"
+    HOURS = "hours", "Hours"
+    SCORE = "score", "Score"
+    RATIO = "ratio", "Ratio"
+
+
+class Direction(models.TextChoices):
+    HIGHER_IS_BETTER = "higher", "Higher is better"
+    LOWER_IS_BETTER = "lower", "Lower is better"
+
+
+class IndicatorKind(models.TextChoices):
+    LEADING = "leading", "Leading"
+    LAGGING = "lagging", "Lagging"
+
+
+class Pillar(models.TextChoices):
+    PERFORMANCE = "performance", "Performance results"
+    COLLABORATION = "collaboration", "Collaboration health"
+    DEVELOPMENT = "development", "Development"
+
+
+class Aggregation(models.TextChoices):
+    SUM = "sum", "Sum over the period"
+    AVERAGE = "average", "Average over the period"
+    LAST = "last", "Last value in the period"
+    RATIO = "ratio", "Ratio of two metrics"
+
+
+class Metric(TenantOwnedModel):
+    """Something measured about a partner each period, defined in plain language."""
+
+    key = models.SlugField(max_length=60)
+    name = models.CharField(max_length=120)
+    definition = models.TextField(help_text="What the number means, in words a partner understands.")
+    unit = models.CharField(max_length=16, choices=Unit.choices, default=Unit.COUNT)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.HIGHER_IS_BETTER)
+    indicator = models.CharField(max_length=8, choices=IndicatorKind.choices, default=IndicatorKind.LAGGING)
+    pillar = models.CharField(max_length=16, choices=Pillar.choices, default=Pillar.PERFORMANCE)
+    aggregation = models.CharField(max_length=8, choices=Aggregation.choices, default=Aggregation.SUM)
+    numerator = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="For ratio metrics."
+    )
+    denominator = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="For ratio metrics."
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    data_source = models.CharField(max_length=300, blank=True, help_text="Where the numbers come from.")
+    plausible_min = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    plausible_max = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["pillar", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "key"],
+                name="metric_key_unique_per_tenant",
+                violation_error_message="A metric with this key already exists.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(aggregation="ratio") | models.Q(numerator__isnull=False, denominator__isnull=False),
+                name="metric_ratio_names_both_metrics",
+                violation_error_message="A ratio metric names its numerator and denominator metrics.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(plausible_min__isnull=True)
+                | models.Q(plausible_max__isnull=True)
+                | models.Q(plausible_min__lte=models.F("plausible_max")),
+                name="metric_plausible_bounds_ordered",
+                violation_error_message="The plausible minimum must not exceed the maximum.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Scorecard(TenantOwnedModel):
+    """A named scorecard; its rules live in versions, exactly one of which is active at a time."""
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                name="scorecard_name_unique_per_tenant",
+                violation_error_message="A scorecard with this name already exists.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VersionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PROPOSED = "proposed", "Proposed"
+    APPROVED = "approved", "Approved"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class MissingData(models.TextChoices):
+    RENORMALIZE = "renormalize", "Re-weight over the metrics present"
+    ZERO = "zero", "Count missing metrics as zero points"
+
+
+class ScorecardVersion(TenantOwnedModel):
+    """One governed set of rules: items, weights, rubrics, bands. Immutable once approved."""
+
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.DRAFT)
+    partner_types = models.JSONField(default=list, help_text="Keys of the partner types (segments) it scores.")
+    period_kind = models.CharField(max_length=8, choices=PERIOD_KINDS, default="quarter")
+    # Rating bands: a total at or above `excellent` is excellent, at or above `good` is good.
+    band_excellent = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("80"))
+    band_good = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("60"))
+    missing_data = models.CharField(max_length=12, choices=MissingData.choices, default=MissingData.RENORMALIZE)
+    min_completeness = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.7"),
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Share of weight with data below which a score is marked incomplete.",
+    )
+    rationale = models.TextField(blank=True, help_text="Why these rules; published to partners.")
+    effective_from = models.CharField(max_length=PERIOD_KEY_LENGTH, blank=True, help_text="First period it scores.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["scorecard", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "scorecard", "number"],
+                name="scorecardversion_number_unique",
+                violation_error_message="This scorecard already has a version with this number.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "scorecard"],
+                condition=models.Q(status="active"),
+                name="scorecardversion_one_active",
+                violation_error_message="A scorecard has one active version at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(band_good__lte=models.F("band_excellent")),
+                name="scorecardversion_bands_ordered",
+                violation_error_message="The “good” threshold must not exceed the “excellent” one.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scorecard} v{self.number}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == VersionStatus.DRAFT
+
+
+class RubricKind(models.TextChoices):
+    LINEAR = "linear", "Linear between a floor and a target"
+    BANDED = "banded", "Banded thresholds"
+
+
+class Normalization(models.TextChoices):
+    NONE = "none", "None (the raw value)"
+    PER_SIZE = "per_size", "Per unit of partner size"
+    PERCENTILE = "percentile", "Percentile within segment and period"
+    TARGET_ATTAINMENT = "attainment", "Attainment of the segment's target"
+
+
+class ScorecardItem(TenantOwnedModel):
+    """One metric in a version: its weight, how it is normalized, and how it turns into points."""
+
+    version = models.ForeignKey(ScorecardVersion, on_delete=models.CASCADE, related_name="items")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    weight = models.DecimalField(max_digits=6, decimal_places=2, validators=[MinValueValidator(0)])
+    applies_to = models.JSONField(
+        default=list, blank=True, help_text="Partner type keys for a plug-in item; empty for a core item (all)."
+    )
+    normalization = models.CharField(max_length=12, choices=Normalization.choices, default=Normalization.NONE)
+    segment_targets = models.JSONField(
+        default=dict, blank=True, help_text="For attainment: {partner type key: target value}."
+    )
+    rubric = models.CharField(max_length=8, choices=RubricKind.choices, default=RubricKind.LINEAR)
+    floor = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    target = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    cap = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("100"), help_text="Most points the item can give."
+    )
+    bands = models.JSONField(
+        default=list, blank=True, help_text='For banded rubrics: [{"at_least": 1.2, "points": 100}, ...].'
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["version", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "version", "metric"],
+                name="scorecarditem_metric_once_per_version",
+                violation_error_message="This metric is already in the version.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} ({self.weight})"
+
+    @property
+    def is_core(self) -> bool:
+        return not self.applies_to
+
+
+class ObservationSource(models.TextChoices):
+    MANUAL = "manual", "Entered by hand"
+    UPLOAD = "upload", "File upload"
+    API = "api", "API"
+    CORRECTION = "correction", "Approved correction"
+    HUBSPOT = "hubspot", "HubSpot"
+    SALESFORCE = "salesforce", "Salesforce"
+    DERIVED = "derived", "Derived from facts"
+
+
+class ObservationQuerySet(TenantQuerySet):
+    def current(self):
+        """The observations in force: those nothing has superseded."""
+        return self.filter(superseded_by__isnull=True)
+
+
+class MetricObservation(TenantOwnedModel):
+    """A metric's value for a partner and period. Append-only: a change supersedes, never overwrites."""
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="observations")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="observations")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    value = models.DecimalField(max_digits=20, decimal_places=6)
+    source = models.CharField(max_length=16, choices=ObservationSource.choices)
+    source_ref = models.CharField(max_length=200, blank=True, help_text="The sync run, upload or request.")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    superseded_by = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
+    )
+
+    objects = TenantScopedManager.from_queryset(ObservationQuerySet)()
+    all_tenants = UnscopedManager.from_queryset(ObservationQuerySet)()
+    partner_path = "partner"
+
+    class Meta:
+        ordering = ["period", "partner", "metric", "recorded_at"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "period", "metric", "partner"],
+                condition=models.Q(superseded_by__isnull=True),
+                name="observation_current",
+            ),
+            models.Index(fields=["tenant", "partner", "period"], name="observation_partner_period"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "partner", "metric", "period"],
+                condition=models.Q(superseded_by__isnull=True),
+                name="observation_one_current_per_key",
+                violation_error_message="This partner already has a current value for this metric and period.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} = {self.value} ({self.period})"
+
+
+class Rating(models.TextChoices):
+    EXCELLENT = "excellent", "Excellent"
+    GOOD = "good", "Good"
+    NEEDS_IMPROVEMENT = "needs_improvement", "Needs improvement"
+    INCOMPLETE = "incomplete", "Incomplete data"
+
+
+class ScoreQuerySet(TenantQuerySet):
+    def current(self):
+        return self.filter(is_current=True)
+
+
+class Score(TenantOwnedModel):
+    """A partner's computed score for a period under one scorecard version; revisions keep history."""
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="scores")
+    version = models.ForeignKey(ScorecardVersion, on_delete=models.PROTECT, related_name="scores")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    revision = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    segment = models.CharField(max_length=50, help_text="The partner type key it was scored in.")
+    total = models.DecimalField(max_digits=7, decimal_places=3)
+    rating = models.CharField(max_length=20, choices=Rating.choices)
+    completeness = models.DecimalField(max_digits=4, decimal_places=3)
+    rank = models.PositiveIntegerField(help_text="1 is best within the segment and period.")
+    percentile = models.DecimalField(max_digits=6, decimal_places=3)
+    change = models.DecimalField(
+        max_digits=7, decimal_places=3, null=True, blank=True, help_text="Since the previous period's score."
+    )
+    components = models.JSONField(default=list, help_text="Per item: raw, normalized, points, weight, contribution.")
+    explanation = models.JSONField(default=dict, blank=True, help_text="The change decomposed per metric.")
+    flag_regression = models.BooleanField(default=False)
+    flag_stagnation = models.BooleanField(default=False)
+    flag_improving = models.BooleanField(default=False)
+    flag_data_gap = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the observations and rules used.")
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedManager.from_queryset(ScoreQuerySet)()
+    all_tenants = UnscopedManager.from_queryset(ScoreQuerySet)()
+    partner_path = "partner"
+
+    class Meta:
+        ordering = ["period", "rank"]
+        indexes = [
+            models.Index(fields=["tenant", "period", "segment", "rank"], name="score_period_segment_rank"),
+            models.Index(fields=["tenant", "partner", "period"], name="score_partner_period"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "partner", "period", "revision"],
+                name="score_revision_unique",
+                violation_error_message="This score revision already exists.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "partner", "period"],
+                condition=models.Q(is_current=True),
+                name="score_one_current_per_period",
+                violation_error_message="A partner has one current score per period.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.period}: {self.total}"
+
+
+class SegmentBenchmark(TenantOwnedModel):
+    """Median and quartiles of a metric within a segment and period, for comparisons."""
+
+    version = models.ForeignKey(ScorecardVersion, on_delete=models.CASCADE, related_name="benchmarks")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    segment = models.CharField(max_length=50)
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    partners = models.PositiveIntegerField(help_text="How many partners had a value.")
+    p25 = models.DecimalField(max_digits=20, decimal_places=6)
+    median = models.DecimalField(max_digits=20, decimal_places=6)
+    p75 = models.DecimalField(max_digits=20, decimal_places=6)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["period", "segment", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "version", "period", "segment", "metric"],
+                name="benchmark_unique",
+                violation_error_message="This benchmark already exists.",
+            )
+        ]
+
+
+class RecomputeStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class RecomputeRun(TenantOwnedModel):
+    """One recompute of a period's scores, with progress the pages show."""
+
+    version = models.ForeignKey(ScorecardVersion, on_delete=models.CASCADE, related_name="recomputes")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    status = models.CharField(max_length=8, choices=RecomputeStatus.choices, default=RecomputeStatus.QUEUED)
+    reason = models.CharField(max_length=200, blank=True)
+    partners_total = models.PositiveIntegerField(default=0)
+    partners_done = models.PositiveIntegerField(default=0)
+    scores_written = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["tenant", "version", "period", "status"], name="recompute_lookup")]
+
+    @property
+    def progress(self) -> int:
+        """Percent done, 0-100."""
+        if self.status == RecomputeStatus.DONE:
+            return 100
+        if not self.partners_total:
+            return 0
+        return int(100 * self.partners_done / self.partners_total)

@@ -199,3 +199,48 @@ class GrantAppRole(Operation):
 
     def describe(self):
         return "Grant the application role access to the schema"
+
+
+class RestrictAppRoleWrites(Operation):
+    """Migration operation: make a table append-only for the application role.
+
+    The role keeps SELECT and INSERT, loses DELETE, and may UPDATE only ``updatable_columns``
+    (e.g. the pointer to the row that superseded this one). Everything else in a row, once
+    written, stays as written whatever the application does.
+    """
+
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, model_name: str, updatable_columns: tuple[str, ...] = ()):
+        self.model_name = model_name
+        self.updatable_columns = tuple(updatable_columns)
+
+    def deconstruct(self):
+        kwargs = {"model_name": self.model_name}
+        if self.updatable_columns:
+            kwargs["updatable_columns"] = self.updatable_columns
+        return self.__class__.__qualname__, [], kwargs
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if not _is_postgres(schema_editor.connection):
+            return
+        role = schema_editor.quote_name(settings.DATABASE_APP_ROLE)
+        table = schema_editor.quote_name(to_state.apps.get_model(app_label, self.model_name)._meta.db_table)
+        schema_editor.execute(f"REVOKE UPDATE, DELETE ON {table} FROM {role}")
+        if self.updatable_columns:
+            columns = ", ".join(schema_editor.quote_name(column) for column in self.updatable_columns)
+            schema_editor.execute(f"GRANT UPDATE ({columns}) ON {table} TO {role}")
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if not _is_postgres(schema_editor.connection):
+            return
+        role = schema_editor.quote_name(settings.DATABASE_APP_ROLE)
+        table = schema_editor.quote_name(from_state.apps.get_model(app_label, self.model_name)._meta.db_table)
+        schema_editor.execute(f"GRANT UPDATE, DELETE ON {table} TO {role}")
+
+    def describe(self):
+        return f"Make {self.model_name} append-only for the application role"
