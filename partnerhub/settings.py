@@ -7,6 +7,7 @@ printed to the console. Setting DATABASE_URL and REDIS_URL switches to the produ
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,20 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Fans out one nightly recompute per active tenant (the current and the last closed period).
+    "scorecards-nightly-recompute": {
+        "task": "scorecards.nightly_recompute_fanout_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
+}
+CELERY_TIMEZONE = "UTC"
+
+# --- Scoring --------------------------------------------------------------------------------------
+# Flags: a drop of at least this many points in one period is a regression; changes under the
+# stagnation threshold for three periods in a row are stagnation.
+SCORECARD_REGRESSION_POINTS = env.float("SCORECARD_REGRESSION_POINTS", default=10.0)
+SCORECARD_STAGNATION_POINTS = env.float("SCORECARD_STAGNATION_POINTS", default=2.0)
 
 # --- Auth, accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenancy.User"
