@@ -10,6 +10,7 @@ from partnerhub.tenancy.models import ApiKey, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
 from partnerhub.tenancy.services import api_key_create
 from tests.factories import MembershipFactory, PartnerFactory, TenantFactory
+from tests.scorecards.world_data import build_scorecard_world
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -55,6 +56,7 @@ def build_tenant_world(slug: str) -> TenantWorld:
         memberships=memberships,
         read_key=read_key,
         write_key=write_key,
+        extra={"scorecards": build_scorecard_world(tenant=tenant, partners=partners, admin=admin)},
     )
 
 

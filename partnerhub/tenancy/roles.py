@@ -29,6 +29,9 @@ class Capability(StrEnum):
     MANAGE_API_KEYS = "manage_api_keys"
     VIEW_AUDIT = "view_audit"
     CONFIGURE_TENANT = "configure_tenant"
+    VIEW_SCORECARDS = "view_scorecards"  # every scorecard version, draft or not, and every observation
+    MANAGE_SCORECARDS = "manage_scorecards"  # the metric catalogue, drafts, and the governance steps
+    ENTER_OBSERVATIONS = "enter_observations"  # manual entry and uploads of metric values
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -42,10 +45,15 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_API_KEYS,
             Capability.VIEW_AUDIT,
             Capability.CONFIGURE_TENANT,
+            Capability.VIEW_SCORECARDS,
+            Capability.MANAGE_SCORECARDS,
+            Capability.ENTER_OBSERVATIONS,
         }
     ),
-    Role.PARTNER_MANAGER: frozenset({Capability.VIEW_PARTNERS, Capability.EDIT_PARTNERS}),
-    Role.EXECUTIVE: frozenset({Capability.VIEW_PARTNERS}),
+    Role.PARTNER_MANAGER: frozenset(
+        {Capability.VIEW_PARTNERS, Capability.EDIT_PARTNERS, Capability.VIEW_SCORECARDS, Capability.ENTER_OBSERVATIONS}
+    ),
+    Role.EXECUTIVE: frozenset({Capability.VIEW_PARTNERS, Capability.VIEW_SCORECARDS}),
     Role.PARTNER_ADMIN: frozenset({Capability.VIEW_OWN_PARTNER, Capability.INVITE_PARTNER_USERS}),
     Role.PARTNER_MEMBER: frozenset({Capability.VIEW_OWN_PARTNER}),
 }

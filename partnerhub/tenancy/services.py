@@ -46,14 +46,16 @@ def _lock(instance, *fields: str):
 
 @transaction.atomic
 def tenant_create(*, name: str, slug: str, fiscal_year_start_month: int = 1, **fields) -> Tenant:
-    """Create a tenant with the default partner types."""
+    """Create a tenant with the default partner types and metric catalogue."""
     from partnerhub.partners.services import partner_types_seed_defaults
+    from scorecards.services.metrics import metrics_seed_defaults
 
     tenant = Tenant(name=name, slug=slug, fiscal_year_start_month=fiscal_year_start_month, **fields)
     tenant.full_clean()
     tenant.save()
     with tenant_scope(tenant):
         partner_types_seed_defaults()
+        metrics_seed_defaults()
     return tenant
 
 
