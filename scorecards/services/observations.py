@@ -682,6 +682,8 @@ def _parse_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[Entry
             if len(rows) >= MAX_UPLOAD_ROWS:
                 message = f"The file has more than {MAX_UPLOAD_ROWS:,} rows; split it into smaller files."
                 return [], [EntryError(None, "", message)]
+            if len(cells) < len(names) and all(name in OPTIONAL_COLUMNS for name in names[len(cells) :]):
+                cells = [*cells, *[""] * (len(names) - len(cells))]  # trailing optional cells left out
             if len(cells) != len(names):
                 errors.append(
                     EntryError(number, "", f"This row has {len(cells)} values; the header names {len(names)} columns.")
