@@ -3,6 +3,18 @@
 from rest_framework.routers import DefaultRouter
 
 from partnerhub.partners.api.views import PartnerViewSet
+from scorecards.api.views import (
+    MetricViewSet,
+    ObservationViewSet,
+    ScorecardItemViewSet,
+    ScorecardVersionViewSet,
+    ScorecardViewSet,
+)
 
 router = DefaultRouter()
 router.register("partners", PartnerViewSet, basename="partner")
+router.register("metrics", MetricViewSet, basename="metric")
+router.register("scorecards", ScorecardViewSet, basename="scorecard")
+router.register("scorecard-versions", ScorecardVersionViewSet, basename="scorecard-version")
+router.register("scorecard-items", ScorecardItemViewSet, basename="scorecard-item")
+router.register("observations", ObservationViewSet, basename="observation")

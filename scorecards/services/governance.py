@@ -273,7 +273,8 @@ def version_create_draft(
         setattr(draft, field, value)
     if draft.band_good > draft.band_excellent:
         raise ValidationError({"band_good": "The “good” threshold must not be above the “excellent” one."})
-    draft.full_clean(exclude=["partner_types"])  # may be empty while drafting; validation says so
+    # Partner types may be empty while drafting (validation says so); an API key creates drafts too.
+    draft.full_clean(exclude=["partner_types", "created_by"])
     draft.save()
     if latest is not None:
         ScorecardItem.objects.bulk_create(
@@ -349,7 +350,7 @@ def version_update(*, version: ScorecardVersion, by: User | ApiKey, **fields: An
     if version.band_good > version.band_excellent:
         version.refresh_from_db()
         raise ValidationError({"band_good": "The “good” threshold must not be above the “excellent” one."})
-    version.full_clean(exclude=["partner_types"])
+    version.full_clean(exclude=["partner_types", "created_by"])
     changes = diff(before, _version_snapshot(version))
     if changes:
         version.save(update_fields=sorted(changes))

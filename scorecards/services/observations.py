@@ -390,6 +390,7 @@ class RawEntry:
     source_ref: Any = ""
     note: Any = ""
     errors: list[EntryError] = field(default_factory=list)
+    malformed: bool = False  # not even shaped like an observation; its one error says so
 
     def fail(self, field_name: str, message: str) -> None:
         self.errors.append(EntryError(self.position, field_name, message))
@@ -411,6 +412,9 @@ def _validate_batch(
     entries: list[ObservationInput | None] = []
     first_seen: dict[tuple[int, int, str], int] = {}
     for entry in raw:
+        if entry.malformed:
+            entries.append(None)
+            continue
         metric = None
         if not isinstance(entry.metric, str) or not entry.metric.strip():
             entry.fail("metric", "Name the metric by its key, e.g. revenue_won.")
@@ -510,7 +514,7 @@ def observations_bulk_record(
     raw = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            entry = RawEntry(index, None, "partner", None, None, None)
+            entry = RawEntry(index, None, "partner", None, None, None, malformed=True)
             entry.errors.append(EntryError(index, "non_field_errors", "Each observation is an object."))
             raw.append(entry)
             continue
