@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
-from scorecards.models import Metric, MetricObservation, ObservationSource
+from scorecards.models import Metric, MetricObservation, ObservationSource, RecomputeRun, RecomputeStatus, Score
 from scorecards.periods import QUARTER, period_containing
 from scorecards.services import observations
 from scorecards.services.observations import observation_record, observations_bulk_record
@@ -248,6 +248,23 @@ def test_recording_works_without_the_recompute_service(in_a, monkeypatch, django
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         record(in_a, "100")
     assert callbacks == []
+
+
+def test_a_recorded_value_is_scored_once_the_change_commits(in_a, django_capture_on_commit_callbacks):
+    world = in_a.extra["scorecards"]
+    period = world.periods[-1]
+    with django_capture_on_commit_callbacks(execute=True):
+        record(in_a, "400000", key="pipeline_created", period=period)
+    [run] = RecomputeRun.objects.all()
+    assert (run.version, run.period, run.status, run.reason) == (
+        world.version,
+        period,
+        RecomputeStatus.DONE,
+        "observations changed",
+    )
+    assert set(Score.objects.current().filter(period=period).values_list("partner_id", flat=True)) == {
+        partner.pk for partner in in_a.partners
+    }
 
 
 # --- Many values ------------------------------------------------------------------------------------------
