@@ -1,0 +1,248 @@
+"""Charts drawn on the server as SVG markup, so a page and its PDF pack show the same picture.
+
+Every function is pure: numbers and labels in, an SVG string out, with no JavaScript and no
+external assets. Every piece of text is escaped here, which is why the result is marked safe for
+templates. Each drawn value also travels in a ``data-value`` attribute, so what a chart shows can
+be checked without reading pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+INK = "#17202e"
+MUTED = "#5d6778"
+GRID = "#e2e6ec"
+ACCENT = "#1f4fd1"
+BAND = "#e8eefc"
+GOOD = "#137a4b"
+BAD = "#b42318"
+NEUTRAL = "#8a94a6"
+FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
+
+
+def _text(value) -> str:
+    return escape(str(value), quote=True)
+
+
+def _n(value: float) -> str:
+    """A coordinate: short, stable text."""
+    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
+
+
+def _amount(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _signed(value: float, digits: int = 1) -> str:
+    text = f"{value:+,.{digits}f}"
+    return "±0" if text.lstrip("+-").strip("0.,") == "" else text
+
+
+def _svg(width: float, height: float, title: str, body: list[str], css_class: str) -> SafeString:
+    label = _text(title)
+    return mark_safe(  # noqa: S308 - every text in ``body`` was escaped with _text()
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {_n(width)} {_n(height)}" '
+        f'width="{_n(width)}" height="{_n(height)}" role="img" aria-label="{label}" {FONT} font-size="11">'
+        f"<title>{label}</title>{''.join(body)}</svg>"
+    )
+
+
+def trend_chart(
+    points: Sequence[tuple[str, float | None]],
+    *,
+    title: str,
+    band: tuple[float, float] | None = None,
+    band_label: str = "",
+    low: float = 0.0,
+    high: float = 100.0,
+    width: int = 560,
+    height: int = 200,
+) -> SafeString:
+    """A line over up to 8 periods (``(label, value or None)``, oldest first); None leaves a gap.
+
+    ``band`` shades a range (a benchmark, say the segment's median to p75) across the plot.
+    """
+    points = list(points)[-8:]
+    left, right, top, bottom = 34, 12, 12, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for _, v in points if v is not None]
+    if band:
+        values += list(band)
+    low = min([low, *values]) if values else low
+    high = max([high, *values]) if values else high
+    span = (high - low) or 1.0
+
+    def x(index: int) -> float:
+        return left + (plot_w / 2 if len(points) == 1 else plot_w * index / (len(points) - 1))
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - (value - low) / span)
+
+    body = []
+    for tick in (low, (low + high) / 2, high):
+        body.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{_n(y(tick))}" y2="{_n(y(tick))}" stroke="{GRID}"/>'
+            f'<text x="{left - 4}" y="{_n(y(tick) + 4)}" text-anchor="end" fill="{MUTED}">{_amount(tick, 0)}</text>'
+        )
+    if band:
+        band_low, band_high = sorted(band)
+        body.append(
+            f'<rect class="band" x="{left}" y="{_n(y(band_high))}" width="{plot_w}" '
+            f'height="{_n(max(y(band_low) - y(band_high), 1))}" fill="{BAND}" data-low="{band_low}" '
+            f'data-high="{band_high}"><title>{_text(band_label)}</title></rect>'
+        )
+    segment: list[str] = []
+    segments = []
+    for index, (_, value) in enumerate(points):
+        if value is None:
+            if segment:
+                segments.append(segment)
+            segment = []
+            continue
+        segment.append(f"{_n(x(index))},{_n(y(value))}")
+    if segment:
+        segments.append(segment)
+    for line in segments:
+        body.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
+    for index, (label, value) in enumerate(points):
+        body.append(
+            f'<text x="{_n(x(index))}" y="{height - 8}" text-anchor="middle" fill="{MUTED}">{_text(label)}</text>'
+        )
+        if value is None:
+            continue
+        body.append(
+            f'<circle class="point" cx="{_n(x(index))}" cy="{_n(y(value))}" r="3.5" fill="{ACCENT}" '
+            f'data-value="{value}"><title>{_text(label)}: {_amount(value)}</title></circle>'
+        )
+    if not values:
+        body.append(
+            f'<text x="{_n(width / 2)}" y="{_n(height / 2)}" text-anchor="middle" fill="{MUTED}">No scores yet</text>'
+        )
+    return _svg(width, height, title, body, "chart-trend")
+
+
+def sparkline(values: Sequence[float | None], *, title: str, width: int = 120, height: int = 28) -> SafeString:
+    """A tiny line without axes, for a card or a table cell; None leaves a gap."""
+    present = [v for v in values if v is not None]
+    body = []
+    if present:
+        low, high = min(present), max(present)
+        span = (high - low) or 1.0
+        count = len(values)
+
+        def x(index: int) -> float:
+            return 2 + (width - 4) * (index / (count - 1) if count > 1 else 0.5)
+
+        def y(value: float) -> float:
+            return 2 + (height - 4) * (1 - (value - low) / span) if high != low else height / 2
+
+        line: list[str] = []
+        for index, value in enumerate(values):
+            if value is None:
+                if len(line) > 1:
+                    body.append(
+                        f'<polyline points="{" ".join(line)}" fill="none" stroke="{ACCENT}" stroke-width="1.5"/>'
+                    )
+                line = []
+                continue
+            line.append(f"{_n(x(index))},{_n(y(value))}")
+        if len(line) > 1:
+            body.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{ACCENT}" stroke-width="1.5"/>')
+        last = max(i for i, v in enumerate(values) if v is not None)
+        body.append(
+            f'<circle cx="{_n(x(last))}" cy="{_n(y(values[last]))}" r="2.2" fill="{ACCENT}" '
+            f'data-value="{values[last]}"/>'
+        )
+    return _svg(width, height, title, body, "chart-spark")
+
+
+def waterfall_chart(
+    *,
+    start: float,
+    terms: Sequence[tuple[str, float]],
+    end: float,
+    start_label: str,
+    end_label: str,
+    title: str,
+    width: int = 560,
+) -> SafeString:
+    """The explained change: the start total, one floating bar per term, the end total.
+
+    Bars run left to right with their labels; gains are green, losses red. Terms are drawn as
+    given, so when they add up to ``end - start`` (the engine guarantees it) the last floating bar
+    ends exactly where the end total begins.
+    """
+    rows = [("start", start_label, 0.0, start)]
+    running = start
+    for label, delta in terms:
+        rows.append(("term", label, running, running + delta))
+        running += delta
+    rows.append(("end", end_label, 0.0, end))
+
+    label_w, value_w, row_h, top = 190, 64, 24, 8
+    plot_left, plot_right = label_w, width - value_w
+    height = top * 2 + row_h * len(rows)
+    extremes = [0.0, 100.0] + [v for _, _, a, b in rows for v in (a, b)]
+    low, high = min(extremes), max(extremes)
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return plot_left + (plot_right - plot_left) * (value - low) / span
+
+    body = [f'<line x1="{_n(x(0))}" x2="{_n(x(0))}" y1="{top}" y2="{height - top}" stroke="{GRID}"/>']
+    for index, (kind, label, a, b) in enumerate(rows):
+        y = top + index * row_h
+        delta = b - a
+        if kind == "term":
+            colour = GOOD if delta > 0 else BAD if delta < 0 else NEUTRAL
+            shown = _signed(delta, 2)
+        else:
+            colour, shown = ACCENT, _amount(b, 2)
+        bar_x, bar_w = x(min(a, b)), max(abs(x(b) - x(a)), 1.5)
+        name = _text(label)
+        body.append(
+            f'<g class="bar bar-{kind}" data-value="{delta if kind == "term" else b}">'
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" fill="{INK}">{name}</text>'
+            f'<rect x="{_n(bar_x)}" y="{y + 4}" width="{_n(bar_w)}" height="{row_h - 8}" rx="2" fill="{colour}">'
+            f"<title>{name}: {_text(shown)}</title></rect>"
+            f'<text x="{width - 4}" y="{y + 16}" text-anchor="end" fill="{MUTED}">{_text(shown)}</text></g>'
+        )
+        if kind == "term" or kind == "start":
+            body.append(
+                f'<line x1="{_n(x(b))}" x2="{_n(x(b))}" y1="{y + row_h - 4}" y2="{y + row_h + 4}" '
+                f'stroke="{MUTED}" stroke-dasharray="2 2"/>'
+            )
+    return _svg(width, height, title, body, "chart-waterfall")
+
+
+def benchmark_bar(
+    *, value: float | None, median: float | None, p75: float | None, title: str, width: int = 160, height: int = 22
+) -> SafeString:
+    """A horizontal bar of ``value`` with ticks at the segment's median and p75."""
+    known = [v for v in (value, median, p75) if v is not None and math.isfinite(v)]
+    high = max([*known, 0.0]) * 1.1 or 1.0
+    low = min([*known, 0.0])
+    span = (high - low) or 1.0
+
+    def x(number: float) -> float:
+        return 1 + (width - 2) * (number - low) / span
+
+    body = [f'<rect x="1" y="6" width="{width - 2}" height="10" rx="2" fill="{GRID}"/>']
+    if value is not None:
+        body.append(
+            f'<rect class="value" x="{_n(x(min(0.0, value)))}" y="6" width="{_n(abs(x(value) - x(0.0)))}" height="10" '
+            f'rx="2" fill="{ACCENT}" data-value="{value}"><title>{_text(title)}: {_amount(value, 2)}</title></rect>'
+        )
+    for name, mark, colour in (("Segment median", median, INK), ("Segment 75th percentile", p75, GOOD)):
+        if mark is None:
+            continue
+        body.append(
+            f'<line class="mark" x1="{_n(x(mark))}" x2="{_n(x(mark))}" y1="2" y2="{height - 2}" stroke="{colour}" '
+            f'stroke-width="2" data-value="{mark}"><title>{name}: {_amount(mark, 2)}</title></line>'
+        )
+    return _svg(width, height, title, body, "chart-benchmark")
