@@ -255,16 +255,11 @@ def test_a_recorded_value_is_scored_once_the_change_commits(in_a, django_capture
     period = world.periods[-1]
     with django_capture_on_commit_callbacks(execute=True):
         record(in_a, "400000", key="pipeline_created", period=period)
-    [run] = RecomputeRun.objects.all()
-    assert (run.version, run.period, run.status, run.reason) == (
-        world.version,
-        period,
-        RecomputeStatus.DONE,
-        "observations changed",
-    )
-    assert set(Score.objects.current().filter(period=period).values_list("partner_id", flat=True)) == {
-        partner.pk for partner in in_a.partners
-    }
+    run = RecomputeRun.objects.get(reason="observations changed")
+    assert (run.version, run.period, run.status) == (world.version, period, RecomputeStatus.DONE)
+    score = Score.objects.current().get(partner=in_a.partners[0], period=period)
+    [pipeline] = [component for component in score.components if component["metric_key"] == "pipeline_created"]
+    assert pipeline["raw"] == 400000
 
 
 # --- Many values ------------------------------------------------------------------------------------------
