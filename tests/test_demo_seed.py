@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -14,16 +16,52 @@ from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus, P
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.management.commands.seed_demo import (
     DEMO_PASSWORD,
+    NORTHWIND,
     REGIONS,
     SHARED_PARTNER_NAME,
     WORKSPACES,
     partner_specs,
 )
+from partnerhub.tenancy.management.demo_scorecards import (
+    GAPPY,
+    IMPROVING,
+    REGRESSING,
+    SCORECARD_NAME,
+    STAGNANT,
+    observation_plan,
+    quarters,
+)
 from partnerhub.tenancy.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
 from partnerhub.tenancy.roles import INTERNAL_ROLES, Role
 from partnerhub.tenancy.selectors import memberships_of
+from scorecards.models import (
+    MetricObservation,
+    ObservationSource,
+    RecomputeRun,
+    Score,
+    Scorecard,
+    ScorecardItem,
+    ScorecardVersion,
+    SegmentBenchmark,
+    VersionStatus,
+)
+from scorecards.services.governance import version_validate
 
-TENANT_OWNED = [Partner, PartnerType, Membership, ApiKey, Invitation, AuditEvent]
+TENANT_OWNED = [
+    Partner,
+    PartnerType,
+    Membership,
+    ApiKey,
+    Invitation,
+    AuditEvent,
+    Scorecard,
+    ScorecardVersion,
+    ScorecardItem,
+    MetricObservation,
+    Score,
+    SegmentBenchmark,
+    RecomputeRun,
+]
 PEOPLE = sorted({(person.email, person.role) for workspace in WORKSPACES for person in workspace.people})
 
 
@@ -131,3 +169,109 @@ def test_the_reseller_admin_belongs_to_both_workspaces(seeded):
     for membership in memberships:
         with tenant_scope(membership.tenant):
             assert Partner.objects.get(pk=membership.partner_id).name == SHARED_PARTNER_NAME
+
+
+# --- The scorecard -----------------------------------------------------------------------------------
+
+
+def northwind_plan(tenant: Tenant):
+    return observation_plan(
+        slug=tenant.slug,
+        seed=NORTHWIND.seed,
+        specs=partner_specs(NORTHWIND),
+        periods=quarters(tenant),
+        start_month=tenant.fiscal_year_start_month,
+        fixed=NORTHWIND.fixed_histories,
+    )
+
+
+def test_scorecard_rules_are_governed_by_two_administrators(seeded):
+    assert f"Scorecard “{SCORECARD_NAME}”" in seeded
+    assert "scores for 8 quarters, FY2025-Q4 to FY2027-Q3" in seeded
+    for tenant in Tenant.objects.all():
+        with tenant_scope(tenant):
+            version = ScorecardVersion.objects.select_related("proposed_by", "approved_by").get(
+                scorecard__name=SCORECARD_NAME
+            )
+            assert version.status == VersionStatus.ACTIVE
+            assert version.proposed_by is not None and version.approved_by is not None
+            assert version.proposed_by != version.approved_by
+            for user in (version.proposed_by, version.approved_by):
+                assert Membership.objects.get(user=user).role == Role.ADMIN
+            assert version.rationale
+            assert version.effective_from == quarters(tenant)[0]
+            assert version_validate(version) == []
+            items = list(version.items.select_related("metric"))
+            assert {item.metric.pillar for item in items} == {"performance", "collaboration", "development"}
+            assert {item.normalization for item in items} >= {"per_size", "percentile", "none"}
+            assert {item.rubric for item in items} == {"linear", "banded"}
+            for key in version.partner_types:
+                weights = [item.weight for item in items if not item.applies_to or key in item.applies_to]
+                assert sum(weights) == Decimal("100"), key
+            assert [item.metric.key for item in items if item.applies_to == ["msp"]] == ["renewal_rate"]
+            events = set(
+                AuditEvent.objects.filter(target_type="scorecards.scorecardversion").values_list("verb", flat=True)
+            )
+            assert {"scorecard_version.proposed", "scorecard_version.approved", "scorecard_version.activated"} <= events
+
+
+def test_eight_quarters_are_scored_with_every_kind_of_trend(seeded):
+    northwind = Tenant.objects.get(slug="northwind")
+    periods = quarters(northwind)
+    assert periods == [
+        f"FY{y}-Q{q}" for y, q in [(2025, 4), *((2026, n) for n in range(1, 5)), (2027, 1), (2027, 2), (2027, 3)]
+    ]
+    plan = {partner.name: partner.archetype for partner in northwind_plan(northwind)}
+    with tenant_scope(northwind):
+        scored = Partner.objects.exclude(status=PartnerStatus.TERMINATED)
+        assert set(plan) == set(scored.values_list("name", flat=True))
+        scores = Score.objects.current().select_related("partner")
+        assert sorted(set(scores.values_list("period", flat=True))) == periods
+        for period in periods:
+            assert scores.filter(period=period).count() == scored.count()
+            assert SegmentBenchmark.objects.filter(period=period).exists()
+        last = {score.partner.name: score for score in scores.filter(period=periods[-1])}
+        ratings = Counter(score.rating for score in last.values())
+        assert ratings.keys() == {"excellent", "good", "needs_improvement", "incomplete"}
+
+        def flagged(archetype: str, flag: str) -> list[str]:
+            return [name for name, kind in plan.items() if kind == archetype and getattr(last[name], f"flag_{flag}")]
+
+        # Every partner of an archetype carries its flag in the last quarter.
+        for archetype, flag in [(IMPROVING, "improving"), (REGRESSING, "regression"), (GAPPY, "data_gap")]:
+            everyone = [name for name, kind in plan.items() if kind == archetype]
+            assert everyone and flagged(archetype, flag) == everyone, archetype
+        assert len(flagged(STAGNANT, "stagnation")) >= 3
+        # Regressing partners fell by 10 points or more in one quarter, and declined twice in a row.
+        for name in (name for name, kind in plan.items() if kind == REGRESSING):
+            changes = [s.change for s in scores.filter(partner__name=name).order_by("period")][1:]
+            assert min(changes) <= Decimal("-10"), name
+            assert changes[-1] < 0 and changes[-2] < 0, name
+        for name in (name for name, kind in plan.items() if kind == GAPPY):
+            assert last[name].completeness < Decimal("0.7")
+            assert last[name].rating == "incomplete"
+
+        # Alpine Systems, whose people use the partner portal: improving, with one dip on the way.
+        alpine = list(scores.filter(partner__name=SHARED_PARTNER_NAME).order_by("period"))
+        assert [score.period for score in alpine] == periods
+        changes = [score.change for score in alpine[1:]]
+        assert sum(change < 0 for change in changes) == 1
+        assert alpine[-1].flag_improving and alpine[-1].total > alpine[0].total + 20
+
+        # Observations came in as an upload, and every current score explains its change exactly.
+        assert set(MetricObservation.objects.values_list("source", "source_ref").distinct()) == {
+            (ObservationSource.UPLOAD, "demo-seed")
+        }
+        explained = 0
+        for score in scores.exclude(change=None):
+            terms = score.explanation["terms"]
+            assert sum((Decimal(repr(term["delta"])) for term in terms), Decimal("0")) == score.change, score
+            explained += 1
+        assert explained >= 7 * len(last) - 10
+
+
+def test_scorecard_seed_is_the_same_on_every_run(db):
+    tenant = Tenant(slug="northwind", fiscal_year_start_month=2)
+    first, second = northwind_plan(tenant), northwind_plan(tenant)
+    assert first == second
+    assert sum(len(values) for partner in first for values in partner.observations.values()) > 5000

@@ -1,8 +1,10 @@
-"""`seed_demo`: two demo workspaces with partners, people of every role and a read-only API key.
+"""`seed_demo`: two demo workspaces with partners, people of every role, a read-only API key, and a
+governed scorecard with eight quarters of observations and computed scores.
 
 Deterministic (a fixed random seed) and idempotent: rows are looked up by their natural keys
 (tenant slug, email, partner name, key name) and only the missing ones are created, through the
 same services the portal uses, so the audit log tells the story of the seed like any other change.
+The scorecard part lives in ``partnerhub.tenancy.management.demo_scorecards``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db import transaction
 from partnerhub.partners.models import DEFAULT_PARTNER_TYPES, LifecycleStage, Partner, PartnerStatus, PartnerType
 from partnerhub.partners.services import partner_create
 from partnerhub.tenancy.context import tenant_scope
+from partnerhub.tenancy.management.demo_scorecards import SCORECARD_NAME, SeededScorecard, seed_scorecard
 from partnerhub.tenancy.models import ApiKey, ApiKeyAccess, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
 from partnerhub.tenancy.services import api_key_create, membership_create, tenant_create
@@ -88,6 +91,13 @@ class Workspace:
     code: str  # prefix of the demo ERP ids
     people: list[Person]
     fixed_partners: list[dict] = field(default_factory=list)
+    # Partner name -> the scorecard history it is given; the others get one by chance.
+    fixed_histories: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def approver(self) -> Person:
+        """The second administrator, who approves the rules the first one proposes."""
+        return [person for person in self.people if person.role == Role.ADMIN][1]
 
 
 ALPINE = {
@@ -113,6 +123,12 @@ NORTHWIND = Workspace(
     code="NW",
     people=[
         Person("admin@northwind.demo", "Nadia Okafor", Role.ADMIN, "Everything: partners, people, API keys, audit log"),
+        Person(
+            "channel@northwind.demo",
+            "Tomás Herrera",
+            Role.ADMIN,
+            "Everything, as Head of Channel; approves the scorecard rules the administrator proposes",
+        ),
         Person("manager@northwind.demo", "Marco Rossi", Role.PARTNER_MANAGER, "The partner directory; edits partners"),
         Person("manager2@northwind.demo", "Priya Raman", Role.PARTNER_MANAGER, "The partner directory; edits partners"),
         Person(
@@ -123,6 +139,7 @@ NORTHWIND = Workspace(
         Person("member@alpine.demo", "Lea Brunner", Role.PARTNER_MEMBER, PARTNER_SEES, SHARED_PARTNER_NAME),
     ],
     fixed_partners=[{**ALPINE, "hubspot_company_id": "18340021", "salesforce_account_id": "0015g00000AlpNWAAZ"}],
+    fixed_histories={SHARED_PARTNER_NAME: "alpine"},
 )
 
 CONTOSO = Workspace(
@@ -134,6 +151,12 @@ CONTOSO = Workspace(
     code="CC",
     people=[
         Person("admin@contoso.demo", "Chris Doyle", Role.ADMIN, "Everything: partners, people, API keys, audit log"),
+        Person(
+            "channel@contoso.demo",
+            "Ines Carvalho",
+            Role.ADMIN,
+            "Everything, as Head of Channel; approves the scorecard rules the administrator proposes",
+        ),
         Person("manager@contoso.demo", "Amara Nwosu", Role.PARTNER_MANAGER, "The partner directory; edits partners"),
         Person(
             "admin@alpine.demo",
@@ -144,6 +167,7 @@ CONTOSO = Workspace(
         ),
     ],
     fixed_partners=[{**ALPINE, "hubspot_company_id": "27710458", "salesforce_account_id": "0016e00000AlpCCAAQ"}],
+    fixed_histories={SHARED_PARTNER_NAME: "alpine"},
 )
 
 WORKSPACES = [NORTHWIND, CONTOSO]
@@ -214,6 +238,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.created: Counter[str] = Counter()
+        self.scorecards: list[tuple[str, SeededScorecard]] = []
         new_keys: list[tuple[str, str]] = []
         with transaction.atomic():
             for workspace in WORKSPACES:
@@ -235,18 +260,38 @@ class Command(BaseCommand):
             # The first person is the workspace's administrator and adds everyone else.
             admin = self._member(workspace.people[0], by=None)
             managers = []
+            users = {}
             for person in workspace.people[1:]:
                 if person.partner is None:
-                    user = self._member(person, by=admin)
+                    users[person.email] = user = self._member(person, by=admin)
                     if person.role == Role.PARTNER_MANAGER:
                         managers.append(user)
             self._partners(workspace, managers=managers or [admin], by=admin)
             for person in workspace.people:
                 if person.partner is not None:
                     self._member(person, by=admin, partner=Partner.objects.get(name=person.partner))
+            self._scorecard(workspace, tenant, admin=admin, approver=users[workspace.approver.email])
             if workspace is NORTHWIND:
                 return self._demo_api_key(by=admin)
         return None
+
+    def _scorecard(self, workspace: Workspace, tenant: Tenant, *, admin: User, approver: User) -> None:
+        seeded = seed_scorecard(
+            tenant=tenant,
+            admin=admin,
+            approver=approver,
+            seed=workspace.seed,
+            specs=partner_specs(workspace),
+            fixed=workspace.fixed_histories,
+        )
+        for what, count in (
+            ("scorecard version", int(seeded.version_created)),
+            ("observation", seeded.observations_created),
+            ("score", seeded.scores_written),
+        ):
+            if count:
+                self.created[what] += count
+        self.scorecards.append((workspace.name, seeded))
 
     def _user(self, person: Person) -> User:
         user = User.objects.filter(email=person.email).first()
@@ -312,6 +357,15 @@ class Command(BaseCommand):
             out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
             if number == 0:
                 out.write("  ".join("-" * width for width in widths) + "  " + "-" * len(row[3]))
+        out.write("")
+        for workspace_name, seeded in self.scorecards:
+            version = seeded.version
+            out.write(
+                f"Scorecard “{SCORECARD_NAME}” of {workspace_name}: version {version.number}, active from "
+                f"{version.effective_from}, proposed by {version.proposed_by.full_name} and approved by "
+                f"{version.approved_by.full_name}; scores for {len(seeded.periods)} quarters, "
+                f"{seeded.periods[0]} to {seeded.periods[-1]}."
+            )
         out.write("")
         for workspace_name, plaintext in new_keys:
             out.write(f"Read-only API key for {workspace_name}, shown this once (only its digest is stored):")
