@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import importlib.util
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ MAX_BULK_ITEMS = 1_000
 MAX_REPORTED_ERRORS = 500
 SIX_PLACES = Decimal("0.000001")
 LARGEST_VALUE = Decimal("1e14")  # the column holds 20 digits, 6 of them after the point
-RECOMPUTE_MODULE = "scorecards.services.recompute"
 
 
 # --- Recompute after changes ----------------------------------------------------------------------
@@ -52,13 +50,13 @@ def schedule_recompute_on_commit(periods: Iterable[str], *, reason: str) -> None
     """Ask for the periods' scores to be computed again once this transaction commits.
 
     Recomputes are coalesced by ``schedule_recompute``: a burst of changes causes one recompute.
-    A rolled-back change schedules nothing. Until the recompute service is installed there is
-    nothing to ask, and recording observations works without it.
+    A rolled-back change schedules nothing.
     """
+    from scorecards.services import recompute  # imported late: recompute reads through this module's callers
+
     periods = sorted(set(periods))
-    if not periods or importlib.util.find_spec(RECOMPUTE_MODULE) is None:
+    if not periods:
         return
-    recompute = importlib.import_module(RECOMPUTE_MODULE)
     scope = current_scope()
 
     def schedule(period: str) -> None:

@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
 from partnerhub.tenancy.roles import Role
 from scorecards.models import Metric, Normalization, RubricKind, ScorecardItem, ScorecardVersion, VersionStatus
+from scorecards.periods import QUARTER, period_containing
 from scorecards.published_rules import published_rules
 from scorecards.services.governance import (
     item_add,
@@ -28,7 +30,6 @@ from scorecards.services.governance import (
     version_withdraw,
 )
 from tests.factories import MembershipFactory
-from tests.scorecards.recompute_spy import install_recompute_spy
 
 RATIONALE = "Revenue matters most; satisfaction keeps it honest."
 
@@ -43,8 +44,17 @@ def in_a(world):
 
 
 @pytest.fixture
-def recompute_calls(monkeypatch):
-    return install_recompute_spy(monkeypatch)
+def recompute_calls(in_a):
+    """(period, reason) of each recompute run asked for since the test began, oldest first."""
+    from scorecards.models import RecomputeRun
+
+    before = set(RecomputeRun.objects.values_list("pk", flat=True))
+
+    def requested() -> list[tuple[str, str]]:
+        runs = RecomputeRun.objects.exclude(pk__in=before).order_by("queued_at", "pk")
+        return [(run.period, run.reason) for run in runs]
+
+    return requested
 
 
 @pytest.fixture
@@ -494,9 +504,10 @@ def test_activating_a_version_for_a_period_under_way_asks_for_a_recompute(
     world_version = in_a.extra["scorecards"].version
     draft = version_create_draft(scorecard=world_version.scorecard, by=admins[0])
     approved(draft, admins)
+    under_way = period_containing(timezone.localdate(), kind=QUARTER, start_month=in_a.tenant.fiscal_year_start_month)
     with django_capture_on_commit_callbacks(execute=True):
-        version_activate(version=draft, by=admins[0], effective_from="FY2026-Q4")
-    assert recompute_calls == [("FY2026-Q4", f"version 2 of {world_version.scorecard} activated")]
+        version_activate(version=draft, by=admins[0], effective_from=under_way.key)
+    assert recompute_calls() == [(under_way.key, f"version 2 of {world_version.scorecard} activated")]
 
 
 # --- How you are scored ------------------------------------------------------------------------------------
