@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("partnerhub.tenancy.urls")),
     path("", include("partnerhub.partners.urls")),
+    path("", include("scorecards.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

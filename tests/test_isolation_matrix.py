@@ -88,9 +88,16 @@ def page_urls(world):
         (reverse("member_list"), {"admin", "partner_admin"}),
         (reverse("api_key_list"), {"admin"}),
         (reverse("audit_list"), {"admin"}),
+        (reverse("partner_scorecard", args=[a_partner.pk]), set(INTERNAL)),
+        (reverse("partner_scorecard", args=[a_other.pk]), set(INTERNAL)),
+        (reverse("scorecard_portfolio") + "?scope=all", set(INTERNAL)),
+        (reverse("scorecard_rules"), set(INTERNAL)),
+        (reverse("portal_scorecard"), set(PARTNER)),
+        (reverse("portal_rules"), set(PARTNER)),
     ], [
         reverse("partner_detail", args=[b_partner.pk]),
         reverse("partner_edit", args=[b_partner.pk]),
+        reverse("partner_scorecard", args=[b_partner.pk]),
     ]
 
 

@@ -325,7 +325,7 @@ def test_detail_shows_the_partners_facts_and_placeholders_for_later_features(man
         assert text in body, text
     for section in ["Scorecard", "Reviews", "Action items", "Data &amp; corrections", "Recognition"]:
         assert section in body, section
-    assert "Scorecards arrive here once a scorecard is active" in body
+    assert reverse("partner_scorecard", args=[world.a.partners[0].pk]) in body
 
 
 def test_detail_lists_recent_changes_by_name_and_email_rather_than_ids(manager_client, world):

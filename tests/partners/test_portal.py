@@ -47,7 +47,7 @@ def test_the_portal_shows_what_each_coming_section_will_hold(client, world, own_
 
     for title in ["Your scorecard", "How you are scored", "Your action items", "Your reviews", "Data corrections"]:
         assert title in body, title
-    assert "once Acme activates a scorecard" in body
+    assert reverse("portal_scorecard") in body and reverse("portal_rules") in body
 
 
 def test_the_portal_never_shows_another_partners_data_or_internal_fields(client, world, own_partner):

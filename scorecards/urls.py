@@ -1,0 +1,11 @@
+from django.urls import path
+
+from scorecards import views
+
+urlpatterns = [
+    path("partners/<int:pk>/scorecard/", views.partner_scorecard_page, name="partner_scorecard"),
+    path("scorecards/portfolio/", views.portfolio, name="scorecard_portfolio"),
+    path("scorecards/rules/", views.scorecard_rules, name="scorecard_rules"),
+    path("portal/scorecard/", views.portal_scorecard, name="portal_scorecard"),
+    path("portal/how-you-are-scored/", views.portal_rules, name="portal_rules"),
+]
