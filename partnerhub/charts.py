@@ -68,7 +68,7 @@ def trend_chart(
     ``band`` shades a range (a benchmark, say the segment's median to p75) across the plot.
     """
     points = list(points)[-8:]
-    left, right, top, bottom = 34, 12, 12, 26
+    left, right, top, bottom = 34, 26, 12, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _, v in points if v is not None]
     if band:

@@ -23,6 +23,7 @@ from scorecards.page_selectors import (
     score_flags,
     scored_periods,
 )
+from scorecards.periods import parse_period
 from scorecards.published_rules import published_rules
 
 PORTFOLIO_PAGE_SIZE = 50
@@ -31,7 +32,10 @@ SORT_LABELS = {"partner": "Partner", "segment": "Segment", "score": "Score", "ch
 
 def _scorecard_charts(page: PartnerScorecard) -> dict:
     """The SVG charts of a scorecard page, built from what the selector read."""
-    history = [(row["period"], None if row["total"] is None else float(row["total"])) for row in page.history]
+    history = [
+        (parse_period(row["period"], start_month=1).label, None if row["total"] is None else float(row["total"]))
+        for row in page.history
+    ]
     result = {
         "trend_svg": charts.trend_chart(history, title=f"Total score over the last {len(history)} periods"),
         "row_charts": [],
