@@ -30,6 +30,7 @@ from partnerhub.tenancy.roles import Capability
 from scorecards.models import (
     PERIOD_KINDS,
     Metric,
+    MetricObservation,
     MissingData,
     Normalization,
     RubricKind,
@@ -782,12 +783,21 @@ def version_activate(*, version: ScorecardVersion, by: User, effective_from: str
     )
     today = timezone.localdate()
     if period.start <= today:
-        # Scores of periods already under way are computed again under the new rules.
+        # Periods already under way are scored again under the new rules, those that have data.
+        # A period without observations yet is scored when its first values arrive: scoring it now
+        # would mark every partner as missing data.
         current = period_containing(today, kind=period.kind, start_month=tenant.fiscal_year_start_month)
-        affected = {period.key}
-        step = period
-        while step < current:
-            step = step.next()
-            affected.add(step.key)
+        started = [period]
+        while started[-1] < current:
+            started.append(started[-1].next())
+        keys = [step.key for step in started]
+        with_data = set(
+            MetricObservation.objects.current()
+            .filter(period__in=keys)
+            .order_by()
+            .values_list("period", flat=True)
+            .distinct()
+        )
+        affected = [key for key in keys if key in with_data]
         schedule_recompute_on_commit(affected, reason=f"version {version.number} of {version.scorecard} activated")
     return version

@@ -501,13 +501,37 @@ def test_activation_names_a_period_of_the_versions_kind_after_the_one_in_force(i
 def test_activating_a_version_for_a_period_under_way_asks_for_a_recompute(
     in_a, admins, recompute_calls, django_capture_on_commit_callbacks
 ):
+    from scorecards.models import Metric
+    from scorecards.services.observations import observation_record
+
+    world_version = in_a.extra["scorecards"].version
+    draft = version_create_draft(scorecard=world_version.scorecard, by=admins[0])
+    approved(draft, admins)
+    under_way = period_containing(timezone.localdate(), kind=QUARTER, start_month=in_a.tenant.fiscal_year_start_month)
+    observation_record(
+        partner=in_a.partners[0],
+        metric=Metric.objects.get(key="pipeline_created"),
+        period=under_way.key,
+        value="1000",
+        by=admins[0],
+    )
+    before = recompute_calls()
+    with django_capture_on_commit_callbacks(execute=True):
+        version_activate(version=draft, by=admins[0], effective_from=under_way.key)
+    assert recompute_calls()[len(before) :] == [(under_way.key, f"version 2 of {world_version.scorecard} activated")]
+
+
+def test_activation_does_not_score_a_period_under_way_that_has_no_data_yet(
+    in_a, admins, recompute_calls, django_capture_on_commit_callbacks
+):
     world_version = in_a.extra["scorecards"].version
     draft = version_create_draft(scorecard=world_version.scorecard, by=admins[0])
     approved(draft, admins)
     under_way = period_containing(timezone.localdate(), kind=QUARTER, start_month=in_a.tenant.fiscal_year_start_month)
     with django_capture_on_commit_callbacks(execute=True):
         version_activate(version=draft, by=admins[0], effective_from=under_way.key)
-    assert recompute_calls() == [(under_way.key, f"version 2 of {world_version.scorecard} activated")]
+    # Scoring it now would mark every partner as missing data; its first values will ask instead.
+    assert recompute_calls() == []
 
 
 # --- How you are scored ------------------------------------------------------------------------------------

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import datetime
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-from django.db import transaction
 
 from partnerhub.partners.models import DEFAULT_PARTNER_TYPES, Partner, PartnerStatus
 from partnerhub.tenancy.models import Tenant, User
@@ -91,25 +87,6 @@ RATIONALE = (
     "at least 70% of the weight to be rated."
 )
 APPROVAL_NOTE = "Checked against last year's quarters with the regional partner managers."
-
-
-@contextmanager
-def scored_here() -> Iterator[None]:
-    """Keep the recomputes the services ask for on commit from running after the seed.
-
-    Activating the version and recording observations each schedule a recompute for when the
-    transaction commits. The seed scores its quarters itself, in order, within the transaction,
-    so those recomputes would only repeat the work, and the one for the quarter under way today
-    (which the demo has no data for) would mark every partner as missing data.
-    """
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        raise RuntimeError("The demo scorecard is seeded inside a transaction.")
-    mark = len(connection.run_on_commit)
-    try:
-        yield
-    finally:
-        del connection.run_on_commit[mark:]
 
 
 def quarters(tenant: Tenant) -> list[str]:
@@ -295,20 +272,19 @@ def seed_scorecard(
 ) -> SeededScorecard:
     """The workspace's governed scorecard, observations and scores (in the active tenant scope)."""
     periods = quarters(tenant)
-    with scored_here():
-        version, created = active_version(admin=admin, approver=approver, first_period=periods[0])
-        plan = observation_plan(
-            slug=tenant.slug,
-            seed=seed,
-            specs=specs,
-            periods=periods,
-            start_month=tenant.fiscal_year_start_month,
-            fixed=fixed,
-        )
-        observations = record_observations(plan, by=admin)
-        written = 0
-        for period in periods:
-            written += recompute_period(version=version, period=period).written
+    version, created = active_version(admin=admin, approver=approver, first_period=periods[0])
+    plan = observation_plan(
+        slug=tenant.slug,
+        seed=seed,
+        specs=specs,
+        periods=periods,
+        start_month=tenant.fiscal_year_start_month,
+        fixed=fixed,
+    )
+    observations = record_observations(plan, by=admin)
+    written = 0
+    for period in periods:
+        written += recompute_period(version=version, period=period).written
     return SeededScorecard(
         version=version,
         periods=periods,
