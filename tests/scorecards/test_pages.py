@@ -19,6 +19,18 @@ INTERNAL = ("admin", "partner_manager", "executive")
 PARTNER = ("partner_admin", "partner_member")
 
 
+@pytest.fixture(autouse=True)
+def _scored_world(world):
+    """The world's scorecard computed for both of its periods (recomputing is idempotent)."""
+    from scorecards.services.recompute import recompute_period
+
+    for world_tenant in (world.a, world.b):
+        scorecards = world_tenant.extra["scorecards"]
+        with tenant_scope(world_tenant.tenant):
+            for period in scorecards.periods:
+                recompute_period(version=scorecards.version, period=period)
+
+
 def login(world_tenant, role: str) -> Client:
     client = Client()
     client.force_login(world_tenant.users[role])
