@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from partnerhub.partners.api.views import PartnerViewSet
+from scorecards.api.scores import ScoreViewSet, SegmentBenchmarkViewSet
 from scorecards.api.views import (
     MetricViewSet,
     ObservationViewSet,
@@ -13,6 +14,8 @@ from scorecards.api.views import (
 
 router = DefaultRouter()
 router.register("partners", PartnerViewSet, basename="partner")
+router.register("scores", ScoreViewSet, basename="score")
+router.register("benchmarks", SegmentBenchmarkViewSet, basename="benchmark")
 router.register("metrics", MetricViewSet, basename="metric")
 router.register("scorecards", ScorecardViewSet, basename="scorecard")
 router.register("scorecard-versions", ScorecardVersionViewSet, basename="scorecard-version")

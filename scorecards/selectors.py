@@ -256,6 +256,49 @@ def scoring_inputs(
     )
 
 
+def stored_contributions(*, period: str, partner_ids: list[int] | None = None) -> pd.DataFrame:
+    """Each item's contribution in the period's current scores: partner_id, metric_key, contribution.
+
+    On PostgreSQL the components JSON is unpacked by the database and read with COPY, which is
+    many times faster than decoding tens of megabytes of JSON in Python at 20,000 partners.
+    """
+    columns = ["partner_id", "metric_key", "contribution"]
+    if connection.vendor != "postgresql":
+        queryset = Score.objects.current().filter(period=period)
+        if partner_ids is not None:
+            queryset = queryset.filter(partner_id__in=partner_ids)
+        rows = [
+            (partner_id, component["metric_key"], float(component.get("contribution") or 0.0))
+            for partner_id, components in queryset.values_list("partner_id", "components")
+            for component in components or []
+        ]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"partner_id": "int64", "contribution": "float64"})
+    from partnerhub.tenancy.context import current_tenant_id
+
+    table = Score._meta.db_table
+    only = "AND s.partner_id = ANY(%s)" if partner_ids is not None else ""
+    sql = (
+        f"SELECT s.partner_id, c->>'metric_key', c->>'contribution' FROM {table} s "  # noqa: S608 - our table
+        f"CROSS JOIN LATERAL jsonb_array_elements(s.components) c "
+        f"WHERE s.tenant_id = %s AND s.period = %s AND s.is_current {only}"
+    )
+    params = [current_tenant_id(), period] + ([list(partner_ids)] if partner_ids is not None else [])
+    buffer = io.StringIO()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        raw.copy_expert(raw.mogrify(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params).decode(), buffer)
+    buffer.seek(0)
+    dtypes = {"partner_id": "int64", "metric_key": object, "contribution": "float64"}
+    if not buffer.getvalue():
+        return pd.DataFrame({column: pd.Series(dtype=dtypes[column]) for column in columns})
+    frame = pd.read_csv(
+        buffer, header=None, names=columns, dtype=dtypes, keep_default_na=False, na_values={"contribution": [""]}
+    )
+    frame["contribution"] = frame["contribution"].fillna(0.0)
+    return frame
+
+
 # --- Versions --------------------------------------------------------------------------------------
 
 

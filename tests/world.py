@@ -10,6 +10,7 @@ from partnerhub.tenancy.models import ApiKey, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
 from partnerhub.tenancy.services import api_key_create
 from tests.factories import MembershipFactory, PartnerFactory, TenantFactory
+from tests.scorecards.scoring_setup import score_scorecard_world
 from tests.scorecards.world_data import build_scorecard_world
 
 PASSWORD = "correct-horse-battery-staple"
@@ -49,6 +50,8 @@ def build_tenant_world(slug: str) -> TenantWorld:
         admin = memberships["admin"].user
         read_key = api_key_create(name="read", access="read_only", by=admin)
         write_key = api_key_create(name="write", access="read_write", by=admin)
+    scorecards = build_scorecard_world(tenant=tenant, partners=partners, admin=admin)
+    score_scorecard_world(tenant=tenant, scorecards=scorecards)
     return TenantWorld(
         tenant=tenant,
         partners=partners,
@@ -56,7 +59,7 @@ def build_tenant_world(slug: str) -> TenantWorld:
         memberships=memberships,
         read_key=read_key,
         write_key=write_key,
-        extra={"scorecards": build_scorecard_world(tenant=tenant, partners=partners, admin=admin)},
+        extra={"scorecards": scorecards},
     )
 
 

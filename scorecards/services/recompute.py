@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -40,10 +42,12 @@ from scorecards.models import (
     Score,
     ScorecardVersion,
     SegmentBenchmark,
+    VersionStatus,
 )
 from scorecards.periods import parse_period
 from scorecards.scoring import ScoringResult, compute_period, explain_change, fingerprint
 from scorecards.selectors import ScoringInputs
+from scorecards.services.score_writes import COLUMNS, components_text, explanation_text, insert_scores, terms_text
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ def _history(period: str, ids: pd.Index, *, segments, count: int) -> tuple[pd.Da
     """Current scores of the ``count`` periods before ``period``.
 
     Returns the totals (partner x periods back, column k = k periods before, NaN where none) and
-    the previous period's rows (score_id, version_id, fingerprint, segment, total, components).
+    the previous period's rows (score_id, version_id, fingerprint, segment, total).
     """
     before = selectors.previous_periods(period, count)
     queryset = _scope_filter(
@@ -150,16 +154,16 @@ def _history(period: str, ids: pd.Index, *, segments, count: int) -> tuple[pd.Da
     previous = pd.DataFrame(
         list(
             queryset.filter(period=before[0]).values_list(
-                "partner_id", "pk", "version_id", "fingerprint", "segment", "total", "components"
+                "partner_id", "pk", "version_id", "fingerprint", "segment", "total"
             )
         ),
-        columns=["partner_id", "score_id", "version_id", "fingerprint", "segment", "total", "components"],
+        columns=["partner_id", "score_id", "version_id", "fingerprint", "segment", "total"],
     ).set_index("partner_id")
     previous = previous[previous.index.isin(ids)]
     return totals, previous
 
 
-def _previous_result(previous: pd.DataFrame) -> ScoringResult | None:
+def _previous_result(period: str, previous: pd.DataFrame) -> ScoringResult | None:
     """The previous period's stored scores as an engine result (totals and contributions only)."""
     if previous.empty:
         return None
@@ -170,13 +174,11 @@ def _previous_result(previous: pd.DataFrame) -> ScoringResult | None:
             "total": previous["total"].map(float).to_numpy(dtype=np.float64),
         }
     )
-    records = [
-        (partner_id, component.get("item_id"), component["metric_key"], float(component.get("contribution") or 0.0))
-        for partner_id, components in zip(previous.index, previous["components"], strict=True)
-        for component in components or []
-    ]
-    components = pd.DataFrame(records, columns=["partner_id", "item_id", "metric_key", "contribution"])
-    components["partner_id"] = components["partner_id"].astype(np.int64)
+    few = len(previous) <= 1000
+    components = selectors.stored_contributions(
+        period=period, partner_ids=[int(pk) for pk in previous.index] if few else None
+    )
+    components = components[components["partner_id"].isin(previous.index)]
     return ScoringResult(scores=scores, components=components, benchmarks=pd.DataFrame())
 
 
@@ -195,7 +197,8 @@ def _explanations(
     """The change decomposition of every partner with a previous score, and per partner the
     fingerprint of the previous period's observations under this version's rules (for partners
     whose previous score used another version)."""
-    previous_result = _previous_result(previous)
+    prior_period = selectors.previous_periods(inputs.period, 1)[0]
+    previous_result = _previous_result(prior_period, previous)
     if previous_result is None:
         return explain_change(previous=None, current=result), {}
     same = previous.index[previous["version_id"] == inputs.version.pk]
@@ -207,7 +210,6 @@ def _explanations(
     if len(other):
         # The rules changed between the periods: last period's observations scored under this
         # period's rules separate the effect of the new rules (one 'version' term) from the data.
-        prior_period = selectors.previous_periods(inputs.period, 1)[0]
         segments = sorted(set(inputs.partners.loc[inputs.partners["partner_id"].isin(other), "segment"]))
         prior = selectors.scoring_inputs(version=inputs.version, period=prior_period, segments=segments)
         rescored = compute_period(rules=prior.rules, partners=prior.partners, observations=prior.observations)
@@ -247,62 +249,6 @@ def _bases(
         + pd.Series([rescored.get(int(pk), "-") for pk in ids], index=ids)
     )
     return text.map(lambda value: hashlib.sha256(value.encode()).hexdigest())
-
-
-# --- Building rows ------------------------------------------------------------------------------------
-
-
-def _components_json(inputs: ScoringInputs, components: pd.DataFrame) -> dict[int, list[dict]]:
-    names = dict(zip(inputs.metrics["metric_key"], inputs.metrics["name"], strict=True))
-    by_partner: dict[int, list[dict]] = {}
-    for row in components.itertuples(index=False):
-        by_partner.setdefault(int(row.partner_id), []).append(
-            {
-                "item_id": int(row.item_id),
-                "metric_key": row.metric_key,
-                "metric": names.get(row.metric_key, row.metric_key),
-                "raw": _json_number(row.raw),
-                "normalized": _json_number(row.normalized),
-                "points": _json_number(row.points),
-                "weight": _json_number(row.weight),
-                "effective_weight": _json_number(row.effective_weight),
-                "contribution": _json_number(row.contribution),
-                "present": bool(row.present),
-            }
-        )
-    return by_partner
-
-
-def _explanation_json(
-    inputs: ScoringInputs, change: pd.DataFrame, previous: pd.DataFrame, bases: pd.Series
-) -> dict[int, dict]:
-    names = dict(zip(inputs.metrics["metric_key"], inputs.metrics["name"], strict=True))
-    prior_period = selectors.previous_periods(inputs.period, 1)[0]
-    terms: dict[int, list[dict]] = {}
-    for row in change.itertuples(index=False):
-        key = None if row.metric_key is None or (isinstance(row.metric_key, float)) else row.metric_key
-        terms.setdefault(int(row.partner_id), []).append(
-            {
-                "term": row.term,
-                "metric_key": key,
-                "metric": names.get(key, key) if key else None,
-                "delta": _json_number(row.delta),
-                "before": _json_number(row.before),
-                "after": _json_number(row.after),
-            }
-        )
-    explanations = {}
-    for partner_id in bases.index:
-        pid = int(partner_id)
-        has_previous = pid in previous.index
-        explanations[pid] = {
-            "previous_period": prior_period,
-            "previous_total": str(previous.at[pid, "total"]) if has_previous else None,
-            "previous_version": int(previous.at[pid, "version_id"]) if has_previous else None,
-            "terms": terms.get(pid, []),
-            "basis": bases.at[partner_id],
-        }
-    return explanations
 
 
 # --- Recompute -----------------------------------------------------------------------------------------
@@ -378,18 +324,32 @@ def _store(
         ]
         summary.reranked = _rerank(moved, scores)
 
-    rows = _score_rows(inputs, result, scores, flags, existing, previous, bases, prints, change, to_write)
+    frame = _rows_frame(inputs, scores, flags, existing, previous, bases, prints, to_write)
+    names = dict(zip(inputs.metrics["metric_key"], inputs.metrics["name"], strict=True))
+    components = result.components[result.components["partner_id"].isin(to_write)]
+    if len(change):
+        change = change[change["partner_id"].isin(to_write)]
+    computed_at = timezone.now()
     done = len(ids) - len(to_write)
-    for start in range(0, len(rows), BATCH_SIZE):
-        batch = rows[start : start + BATCH_SIZE]
-        superseded = [row.pk_superseded for row in batch if row.pk_superseded is not None]
+    for start in range(0, len(frame), BATCH_SIZE):
+        batch = frame.iloc[start : start + BATCH_SIZE]
+        low, high = int(batch.index[0]), int(batch.index[-1])
+        # Components and terms are sorted by partner: each batch is a contiguous slice of them.
+        rows = _score_rows(
+            inputs,
+            batch,
+            components_text(components[components["partner_id"].between(low, high)], names),
+            terms_text(change[change["partner_id"].between(low, high)]) if len(change) else {},
+            computed_at,
+        )
+        superseded = [int(pk) for pk in batch["score_id"].dropna()]
         with transaction.atomic():
             Score.objects.filter(pk__in=superseded).update(is_current=False)
-            Score.objects.bulk_create([row.score for row in batch], batch_size=500)
+            insert_scores(rows)
             done += len(batch)
             if run is not None:
                 RecomputeRun.objects.filter(pk=run.pk).update(partners_done=done, scores_written=start + len(batch))
-    summary.written = len(rows)
+    summary.written = len(frame)
 
     with transaction.atomic():
         if alone:
@@ -416,57 +376,57 @@ def _store(
     return summary
 
 
-@dataclass
-class _Row:
-    score: Score
-    pk_superseded: int | None
-
-
-def _score_rows(inputs, result, scores, flags, existing, previous, bases, prints, change, to_write) -> list[_Row]:
-    """New score revisions for the partners in ``to_write``, in partner order."""
-    version = inputs.version
-    components = result.components[result.components["partner_id"].isin(to_write)]
-    if len(change):
-        change = change[change["partner_id"].isin(to_write)]
-    components_json = _components_json(inputs, components)
-    explanations = _explanation_json(inputs, change, previous, bases.loc[to_write])
-    frame = scores.loc[to_write].join(flags).join(existing[["score_id", "top_revision"]])
+def _rows_frame(inputs, scores, flags, existing, previous, bases, prints, to_write) -> pd.DataFrame:
+    """One row per partner to write, in partner order: the engine's numbers and what they are measured against."""
+    frame = scores.loc[to_write, ["segment", "total", "rating", "completeness", "rank", "percentile"]]
+    frame = frame.join(flags).join(existing[["score_id", "top_revision"]])
     frame["fingerprint"] = prints.reindex(to_write)
-    prior_totals = previous["total"].to_dict()
-    computed_at = timezone.now()
+    frame["basis"] = bases.reindex(to_write)
+    frame = frame.join(previous[["total", "version_id"]].rename(columns=lambda c: f"previous_{c}"))
+    return frame.sort_index()
+
+
+def _score_rows(inputs: ScoringInputs, batch: pd.DataFrame, components: dict, terms: dict, computed_at) -> list:
+    """Score tuples in ``score_writes.COLUMNS`` order (JSON columns as text)."""
+    version = inputs.version
+    prior_period = selectors.previous_periods(inputs.period, 1)[0]
+    values = {
+        "tenant_id": version.tenant_id,
+        "version_id": version.pk,
+        "period": inputs.period,
+        "is_current": True,
+        "computed_at": computed_at,
+    }
     rows = []
-    for row in frame.itertuples():
+    for row in batch.itertuples():
         pid = int(row.Index)
         total = to_decimal(row.total)
-        prior_total = prior_totals.get(pid)
-        rows.append(
-            _Row(
-                Score(
-                    tenant_id=version.tenant_id,
-                    partner_id=pid,
-                    version_id=version.pk,
-                    period=inputs.period,
-                    revision=int(row.top_revision) + 1,
-                    is_current=True,
-                    segment=row.segment,
-                    total=total,
-                    rating=row.rating,
-                    completeness=to_decimal(row.completeness),
-                    rank=int(row.rank),
-                    percentile=to_decimal(row.percentile),
-                    change=None if prior_total is None else total - prior_total,
-                    components=components_json.get(pid, []),
-                    explanation=explanations[pid],
-                    fingerprint=row.fingerprint,
-                    computed_at=computed_at,
-                    flag_regression=bool(row.flag_regression),
-                    flag_stagnation=bool(row.flag_stagnation),
-                    flag_improving=bool(row.flag_improving),
-                    flag_data_gap=bool(row.flag_data_gap),
-                ),
-                None if pd.isna(row.score_id) else int(row.score_id),
-            )
+        prior_total = None if pd.isna(row.previous_total) else row.previous_total
+        values.update(
+            partner_id=pid,
+            revision=int(row.top_revision) + 1,
+            segment=row.segment,
+            total=total,
+            rating=row.rating,
+            completeness=to_decimal(row.completeness),
+            rank=int(row.rank),
+            percentile=to_decimal(row.percentile),
+            change=None if prior_total is None else total - prior_total,
+            components=components.get(pid, "[]"),
+            explanation=explanation_text(
+                previous_period=prior_period,
+                previous_total=prior_total,
+                previous_version=None if pd.isna(row.previous_version_id) else row.previous_version_id,
+                basis=row.basis,
+                terms=terms.get(pid, "[]"),
+            ),
+            flag_regression=bool(row.flag_regression),
+            flag_stagnation=bool(row.flag_stagnation),
+            flag_improving=bool(row.flag_improving),
+            flag_data_gap=bool(row.flag_data_gap),
+            fingerprint=row.fingerprint,
         )
+        rows.append(tuple(values[column] for column in COLUMNS))
     return rows
 
 
@@ -590,6 +550,7 @@ def recompute_partner(*, partner: Partner, period: str, reason: str = "correctio
     if version is None:
         return None
     segment = partner.partner_type.key
+    _lock_period_for_transaction(version_id=version.pk, period=period)
     run = RecomputeRun.objects.create(
         version=version, period=period, status=RecomputeStatus.RUNNING, reason=reason[:200], started_at=timezone.now()
     )
@@ -612,7 +573,7 @@ def _store_one(inputs: ScoringInputs, *, run: RecomputeRun, segment: str) -> Rec
     if summary.written:
         changed = _changed_metrics(before, inputs)
         if changed:
-            summary.benchmarks = _refresh_benchmarks(inputs.version, inputs.period, segment, changed)
+            summary.benchmarks = _refresh_benchmarks(inputs, segment, changed)
     return summary
 
 
@@ -633,14 +594,18 @@ def _changed_metrics(before: dict[str, float | None], inputs: ScoringInputs) -> 
     return sorted(key for key in keys if before.get(key) != now.get(key))
 
 
-def _refresh_benchmarks(version: ScorecardVersion, period: str, segment: str, metric_keys: list[str]) -> int:
+def _refresh_benchmarks(inputs: ScoringInputs, segment: str, metric_keys: list[str]) -> int:
     """Recompute the segment's benchmarks of some metrics (the engine's quartiles of raw values)."""
-    inputs = selectors.scoring_inputs(version=version, period=period, segments=[segment], metric_keys=metric_keys)
-    result = compute_period(rules=inputs.rules, partners=inputs.partners, observations=inputs.observations)
+    version, period = inputs.version, inputs.period
+    items = inputs.rules.items[inputs.rules.items["metric_key"].isin(metric_keys)]
+    metrics = inputs.metrics[inputs.metrics["metric_key"].isin(metric_keys)]
+    partners = selectors.partners_frame(version, segments=[segment])
+    observations = selectors.observations_frame(version, period, metrics, segments=[segment])
+    result = compute_period(rules=replace(inputs.rules, items=items), partners=partners, observations=observations)
     SegmentBenchmark.objects.filter(
         version=version, period=period, segment=segment, metric__key__in=metric_keys
     ).delete()
-    metric_ids = dict(zip(inputs.metrics["metric_key"], inputs.metrics["metric_id"], strict=True))
+    metric_ids = dict(zip(metrics["metric_key"], metrics["metric_id"], strict=True))
     now = timezone.now()
     rows = [
         SegmentBenchmark(
@@ -677,6 +642,36 @@ def _lock_queue(version_id: int) -> None:
         ScorecardVersion.objects.select_for_update().filter(pk=version_id).exists()
 
 
+def _period_key(version_id: int, period: str) -> tuple[int, int]:
+    # Two int4 keys: a constant for "recompute of a period", and a stable hash of the pair.
+    return 0x5C0F, zlib.crc32(f"{version_id}:{period}".encode()) - 2**31
+
+
+@contextmanager
+def period_lock(*, version_id: int, period: str) -> Iterator[None]:
+    """Hold the recompute of one version and period for this session: two runs of the same period
+    (a redelivered task next to the original, a new run while one is running) take turns instead of
+    writing the same revisions at once. Session-level, so that batches may commit inside it."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    key = _period_key(version_id, period)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _lock_period_for_transaction(*, version_id: int, period: str) -> None:
+    """The same lock as ``period_lock``, held until the current transaction ends."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _period_key(version_id, period))
+
+
 @transaction.atomic
 def schedule_recompute(*, period: str, reason: str, version: ScorecardVersion | None = None) -> list[RecomputeRun]:
     """Ask for a period to be recomputed; requests coalesce while one is queued.
@@ -709,7 +704,7 @@ def schedule_recompute(*, period: str, reason: str, version: ScorecardVersion | 
 def _schedule_following_period(*, version: ScorecardVersion, period: str, reason: str) -> None:
     """The next period's changes and flags are measured against this one: recompute it if scored."""
     following = parse_period(period, start_month=1).next().key
-    if not Score.objects.filter(period=following, is_current=True).exists():
+    if not Score.objects.filter(period=following, is_current=True, version__scorecard_id=version.scorecard_id).exists():
         return
     successor = selectors.version_for_period(scorecard_id=version.scorecard_id, period=following)
     if successor is not None:
@@ -742,7 +737,8 @@ def run_recompute(*, run_id: int) -> RecomputeRun | None:
     if run is None:
         return None
     try:
-        recompute_period(version=run.version, period=run.period, run=run)
+        with period_lock(version_id=run.version_id, period=run.period):
+            recompute_period(version=run.version, period=run.period, run=run)
     except Exception as error:
         RecomputeRun.objects.filter(pk=run.pk).update(
             status=RecomputeStatus.FAILED, error=f"{type(error).__name__}: {error}"[:2000], finished_at=timezone.now()
@@ -761,7 +757,9 @@ def nightly_recompute() -> list[RecomputeRun]:
     tenant = Tenant.objects.get(pk=current_tenant_id())
     today = timezone.now().date()
     runs = []
-    kinds = set(ScorecardVersion.objects.filter(status="active").values_list("period_kind", flat=True).distinct())
+    kinds = set(
+        ScorecardVersion.objects.filter(status=VersionStatus.ACTIVE).values_list("period_kind", flat=True).distinct()
+    )
     for kind in sorted(kinds):
         for period in (
             last_closed(today, kind=kind, start_month=tenant.fiscal_year_start_month),

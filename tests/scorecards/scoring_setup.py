@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
-
 from partnerhub.partners.models import Partner, PartnerType
+from partnerhub.tenancy.context import tenant_scope
 from scorecards.models import (
     Metric,
     MetricObservation,
@@ -17,6 +16,7 @@ from scorecards.models import (
     ScorecardVersion,
     VersionStatus,
 )
+from scorecards.services.observations import observation_record
 from tests.factories import PartnerFactory
 
 PERIODS = ["FY2025-Q1", "FY2025-Q2", "FY2025-Q3", "FY2025-Q4", "FY2026-Q1", "FY2026-Q2", "FY2026-Q3", "FY2026-Q4"]
@@ -105,29 +105,25 @@ def observe(partner: Partner, key: str, period: str, value) -> MetricObservation
     )
 
 
-@transaction.atomic
 def correct(partner: Partner, key: str, period: str, value) -> MetricObservation:
-    """A new observation that supersedes the current one (append-only: the old row stays).
-
-    One current row per key is a constraint checked at each statement, so the new row is written
-    pointing at the old one, the old one then points at the new one, and the new one is released.
-    """
-    old = MetricObservation.objects.current().get(partner=partner, metric__key=key, period=period)
-    new = MetricObservation.objects.create(
-        partner=partner,
-        metric=old.metric,
-        period=period,
-        value=Decimal(str(value)),
-        source=ObservationSource.CORRECTION,
-        superseded_by=old,
+    """An approved correction: a new observation that supersedes the current one (the old row stays)."""
+    observation, created = observation_record(
+        partner=partner, metric=metric(key), period=period, value=value, source=ObservationSource.CORRECTION, by=None
     )
-    MetricObservation.objects.filter(pk=old.pk).update(superseded_by=new)
-    MetricObservation.objects.filter(pk=new.pk).update(superseded_by=None)
-    new.refresh_from_db()
-    return new
+    assert created
+    return observation
 
 
 def observe_all(partners_values: dict[Partner, dict[str, object]], period: str) -> None:
     for partner, values in partners_values.items():
         for key, value in values.items():
             observe(partner, key, period, value)
+
+
+def score_scorecard_world(*, tenant, scorecards) -> None:
+    """The test world's scores and benchmarks: its scorecard computed for both of its periods."""
+    from scorecards.services.recompute import recompute_period
+
+    with tenant_scope(tenant):
+        for period in scorecards.periods:
+            recompute_period(version=scorecards.version, period=period)

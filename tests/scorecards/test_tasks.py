@@ -160,24 +160,30 @@ def test_a_real_worker_recomputes_through_redis(committed_world):
     from celery.contrib.testing.worker import start_worker
 
     world = committed_world
-    with tenant_scope(world.a.tenant):
-        version = active_version(effective_from="FY2020-Q1")
-        observe_all({p: {"revenue_won": 40, "win_rate": 25} for p in world.a.partners}, Q1)
+    scorecards = world.a.extra["scorecards"]
+    latest = scorecards.periods[-1]
     celery_app.conf.task_always_eager = False
     try:
         worker = start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10)
         with worker, tenant_scope(world.a.tenant):
-            (run,) = schedule_recompute(period=Q1, reason="upload")
-            wait_for(run)
-            correct(world.a.partners[0], "revenue_won", Q1, 90)
-            (second,) = schedule_recompute(period=Q1, reason="correction")
-            wait_for(second)
+            (nightly,) = schedule_recompute(period=latest, reason="nightly")
+            wait_for(nightly)
+            # Recording the correction queues the recompute itself, once the correction commits.
+            correct(world.a.partners[0], "customer_satisfaction", latest, "9.5")
+            (corrected,) = RecomputeRun.objects.exclude(pk=nightly.pk)
+            wait_for(corrected)
     finally:
         celery_app.conf.task_always_eager = True
-    assert (run.status, run.scores_written, run.error) == (RecomputeStatus.DONE, 2, "")
-    assert (second.status, second.scores_written) == (RecomputeStatus.DONE, 1)
+    # The world's scores were already computed: the nightly run had nothing to write.
+    assert (nightly.status, nightly.scores_written, nightly.error) == (RecomputeStatus.DONE, 0, "")
+    assert (corrected.status, corrected.scores_written, corrected.reason) == (
+        RecomputeStatus.DONE,
+        1,
+        "observations changed",
+    )
     with tenant_scope(world.a.tenant):
-        assert Score.objects.current().filter(version=version, period=Q1).count() == 2
-        assert Score.objects.filter(partner=world.a.partners[0], period=Q1).count() == 2
+        revisions = Score.objects.filter(partner=world.a.partners[0], period=latest).order_by("revision")
+        assert [(s.revision, s.is_current) for s in revisions] == [(1, False), (2, True)]
+        assert revisions[1].total > revisions[0].total
     with tenant_scope(world.b.tenant):
-        assert not Score.objects.exists()
+        assert not Score.objects.filter(revision__gt=1).exists()

@@ -36,10 +36,20 @@ class TenantViewSet(viewsets.GenericViewSet):
         queryset = self.model.objects.all()
         membership = getattr(self.request, "membership", None)
         if not isinstance(self.request.auth, ApiKey) and membership is not None and membership.is_partner_user:
-            if not self.partner_access or self.model.partner_path is None:
+            if not self.partner_access:
                 return queryset.none()
-            queryset = queryset.filter(**{self.model.partner_path: membership.partner_id})
+            queryset = self.restrict_to_partner(queryset, membership)
         return self.refine_queryset(queryset)
+
+    def restrict_to_partner(self, queryset, membership):
+        """What a partner user sees: their own partner's rows, through the model's ``partner_path``.
+
+        A viewset over aggregates that belong to no partner (e.g. segment benchmarks) may narrow
+        differently; it is only called for partner users and must always narrow.
+        """
+        if self.model.partner_path is None:
+            return queryset.none()
+        return queryset.filter(**{self.model.partner_path: membership.partner_id})
 
     def refine_queryset(self, queryset):
         return queryset
