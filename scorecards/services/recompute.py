@@ -19,7 +19,7 @@ import math
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -471,21 +471,25 @@ def rerank_segments(*, version: ScorecardVersion, period: str, segments: list[st
     percentile = f"CASE WHEN others > 0 THEN ({rounded}) ELSE 50000 END"
     sql = f"""
         WITH positions AS (
-            SELECT id, new_rank, {percentile} AS milli
+            SELECT id, new_rank, milli
             FROM (
-                SELECT id,
-                       RANK() OVER (PARTITION BY segment ORDER BY total DESC) AS new_rank,
-                       RANK() OVER (PARTITION BY segment ORDER BY total ASC) - 1 AS below,
-                       COUNT(*) OVER (PARTITION BY segment) - 1 AS others
-                FROM {table}
-                WHERE tenant_id = %s AND version_id = %s AND period = %s AND is_current
-                  AND segment IN ({placeholders})
-            ) ranked
+                SELECT id, rank, percentile, new_rank, {percentile} AS milli
+                FROM (
+                    SELECT id, rank, percentile,
+                           RANK() OVER (PARTITION BY segment ORDER BY total DESC) AS new_rank,
+                           RANK() OVER (PARTITION BY segment ORDER BY total ASC) - 1 AS below,
+                           COUNT(*) OVER (PARTITION BY segment) - 1 AS others
+                    FROM {table}
+                    WHERE tenant_id = %s AND version_id = %s AND period = %s AND is_current
+                      AND segment IN ({placeholders})
+                ) ranked
+            ) placed
+            -- Only rows whose position moved are touched.
+            WHERE rank <> new_rank OR percentile <> milli / 1000.0
         )
         UPDATE {table} SET rank = positions.new_rank, percentile = positions.milli / 1000.0
         FROM positions
         WHERE {table}.id = positions.id
-          AND ({table}.rank <> positions.new_rank OR {table}.percentile <> positions.milli / 1000.0)
     """  # noqa: S608 - the table name is the model's; every value is a parameter
     with connection.cursor() as cursor:
         cursor.execute(sql, [current_tenant_id(), version.pk, period, *segment_list])
@@ -541,10 +545,12 @@ def recompute_partner(*, partner: Partner, period: str, reason: str = "correctio
 
     When no item of the version normalizes by percentile within the segment, a partner's score
     depends on its own observations only: the engine scores that partner alone, a new revision is
-    written if anything changed, then one set-based statement re-ranks its segment and the
-    segment's benchmarks of the metrics whose value changed are recomputed. With a percentile
-    item, every partner of the segment depends on the changed value, so the segment is
-    recomputed (only partners whose inputs changed are written). See docs/performance.md.
+    written if anything changed, and one set-based statement re-ranks its segment (ranks and
+    percentiles are positions among the segment's current totals). The segment's benchmarks are
+    quartiles over every partner: they are left to the period's recompute, queued (coalesced) on
+    commit. With a percentile item every partner of the segment depends on the changed value, so
+    the segment is recomputed (only partners whose inputs changed are written), benchmarks
+    included. See docs/performance.md.
     """
     version = version_scoring(partner, period)
     if version is None:
@@ -561,69 +567,13 @@ def recompute_partner(*, partner: Partner, period: str, reason: str = "correctio
         inputs = selectors.scoring_inputs(version=version, period=period, segments=[segment])
         summary = _store(inputs, run=run, segments=[segment])
     else:
-        summary = _store_one(inputs, run=run, segment=segment)
+        summary = _store(inputs, run=run, segments=[segment], alone=True)
+        if summary.written:
+            # The segment's benchmarks (quartiles over every partner) follow in the background:
+            # the period's recompute, coalesced with the one the correction itself queued.
+            schedule_recompute(period=period, reason=f"benchmarks after {reason}"[:200], version=version)
     RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeStatus.DONE, finished_at=timezone.now())
     return summary
-
-
-def _store_one(inputs: ScoringInputs, *, run: RecomputeRun, segment: str) -> RecomputeSummary:
-    """Store a single partner's score; ranks and the segment's benchmarks follow in the database."""
-    before = _current_components(inputs)
-    summary = _store(inputs, run=run, segments=[segment], alone=True)
-    if summary.written:
-        changed = _changed_metrics(before, inputs)
-        if changed:
-            summary.benchmarks = _refresh_benchmarks(inputs, segment, changed)
-    return summary
-
-
-def _current_components(inputs: ScoringInputs) -> dict[str, float | None]:
-    (partner_id,) = inputs.partners["partner_id"].tolist() or [None]
-    components = (
-        Score.objects.current()
-        .filter(partner_id=partner_id, period=inputs.period)
-        .values_list("components", flat=True)
-        .first()
-    )
-    return {c["metric_key"]: c.get("raw") for c in components or []}
-
-
-def _changed_metrics(before: dict[str, float | None], inputs: ScoringInputs) -> list[str]:
-    now = dict(zip(inputs.observations["metric_key"], inputs.observations["value"], strict=True))
-    keys = set(inputs.metrics["metric_key"])
-    return sorted(key for key in keys if before.get(key) != now.get(key))
-
-
-def _refresh_benchmarks(inputs: ScoringInputs, segment: str, metric_keys: list[str]) -> int:
-    """Recompute the segment's benchmarks of some metrics (the engine's quartiles of raw values)."""
-    version, period = inputs.version, inputs.period
-    items = inputs.rules.items[inputs.rules.items["metric_key"].isin(metric_keys)]
-    metrics = inputs.metrics[inputs.metrics["metric_key"].isin(metric_keys)]
-    partners = selectors.partners_frame(version, segments=[segment])
-    observations = selectors.observations_frame(version, period, metrics, segments=[segment])
-    result = compute_period(rules=replace(inputs.rules, items=items), partners=partners, observations=observations)
-    SegmentBenchmark.objects.filter(
-        version=version, period=period, segment=segment, metric__key__in=metric_keys
-    ).delete()
-    metric_ids = dict(zip(metrics["metric_key"], metrics["metric_id"], strict=True))
-    now = timezone.now()
-    rows = [
-        SegmentBenchmark(
-            tenant_id=version.tenant_id,
-            version_id=version.pk,
-            period=period,
-            segment=row.segment,
-            metric_id=metric_ids[row.metric_key],
-            partners=int(row.partners),
-            p25=to_decimal(row.p25, MILLIONTH),
-            median=to_decimal(row.median, MILLIONTH),
-            p75=to_decimal(row.p75, MILLIONTH),
-            computed_at=now,
-        )
-        for row in result.benchmarks.itertuples(index=False)
-    ]
-    SegmentBenchmark.objects.bulk_create(rows)
-    return len(rows)
 
 
 # --- Scheduling ---------------------------------------------------------------------------------------

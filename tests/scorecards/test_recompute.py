@@ -234,7 +234,7 @@ def test_only_the_segments_of_named_partners_are_recomputed(tenant):
     assert Score.objects.get(partner=resellers[0], period=Q1).revision == 1  # left for its own recompute
 
 
-def test_one_partner_recompute_stores_what_a_full_recompute_would(tenant):
+def test_one_partner_recompute_stores_what_a_full_recompute_would(tenant, django_capture_on_commit_callbacks):
     """65 partners: 64 others make a percentile tie at .5 (1/64 = 1.5625 %) that rounds half to even."""
     version = active_version(segments=("reseller", "msp"))
     people = partners(65)
@@ -247,10 +247,16 @@ def test_one_partner_recompute_stores_what_a_full_recompute_would(tenant):
     correct(people[10], "revenue_won", Q2, 64.5)
     observe(people[10], "certifications", Q2, 2)
 
-    summary = recompute_partner(partner=people[10], period=Q2)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        summary = recompute_partner(partner=people[10], period=Q2)
     assert summary.written == 1 and summary.reranked > 0
     fast, fast_benchmarks = snapshot(Q2), benchmarks_snapshot()
     assert any(row[10] == "1.562" for row in fast)  # the half-even percentile
+    # The benchmarks came from the period's recompute it queued, which found no score to change.
+    assert len(callbacks) == 1
+    (run,) = RecomputeRun.objects.filter(reason="benchmarks after correction")
+    assert run.status == RecomputeStatus.DONE and run.scores_written == 0
+    assert AuditEvent.objects.filter(target_id=str(run.pk)).get().changes["reranked"] == [None, 0]
 
     Score.objects.filter(period=Q2).delete()
     SegmentBenchmark.objects.filter(period=Q2).delete()
