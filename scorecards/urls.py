@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scorecards import views
+from scorecards import editor_urls, observation_urls, views
 
 urlpatterns = [
     path("partners/<int:pk>/scorecard/", views.partner_scorecard_page, name="partner_scorecard"),
@@ -8,4 +8,6 @@ urlpatterns = [
     path("scorecards/rules/", views.scorecard_rules, name="scorecard_rules"),
     path("portal/scorecard/", views.portal_scorecard, name="portal_scorecard"),
     path("portal/how-you-are-scored/", views.portal_rules, name="portal_rules"),
+    *editor_urls.urlpatterns,
+    *observation_urls.urlpatterns,
 ]

@@ -1,0 +1,3 @@
+"""Pages where administrators edit scorecard versions and preview their effect."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Pages for entering and uploading metric observations and following recomputes."""
+
+urlpatterns: list = []
