@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scorecards import editor_urls, observation_urls, views
+from scorecards import editor_urls, observation_urls, recompute_urls, views
 
 urlpatterns = [
     path("partners/<int:pk>/scorecard/", views.partner_scorecard_page, name="partner_scorecard"),
@@ -10,4 +10,5 @@ urlpatterns = [
     path("portal/how-you-are-scored/", views.portal_rules, name="portal_rules"),
     *editor_urls.urlpatterns,
     *observation_urls.urlpatterns,
+    *recompute_urls.urlpatterns,
 ]

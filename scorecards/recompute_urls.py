@@ -1,0 +1,3 @@
+"""Pages that follow and start score recomputes."""
+
+urlpatterns: list = []
