@@ -246,3 +246,70 @@ def benchmark_bar(
             f'stroke-width="2" data-value="{mark}"><title>{name}: {_amount(mark, 2)}</title></line>'
         )
     return _svg(width, height, title, body, "chart-benchmark")
+
+
+def distribution_chart(
+    rows: Sequence[tuple[str, int, int]],
+    *,
+    title: str,
+    before_label: str = "Now",
+    after_label: str = "Under the new rules",
+    width: int = 560,
+    height: int = 220,
+) -> SafeString:
+    """Counts per category before and after a change, as pairs of columns (``(label, before, after)``).
+
+    The rating distribution of a period under the rules in force and under a proposed version,
+    for instance. Each column carries its count in ``data-value`` and its side in ``data-side``.
+    """
+    rows = list(rows)
+    left, right, top, bottom = 34, 12, 30, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    high = max([1, *(count for _, before, after in rows for count in (before, after))])
+    # Round the axis up to a tidy number so the ticks read as whole counts.
+    step = max(1, math.ceil(high / 4))
+    high = step * 4
+
+    def y(count: float) -> float:
+        return top + plot_h * (1 - count / high)
+
+    body = []
+    for tick in range(0, high + 1, step):
+        body.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{_n(y(tick))}" y2="{_n(y(tick))}" stroke="{GRID}"/>'
+            f'<text x="{left - 4}" y="{_n(y(tick) + 4)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
+        )
+    legend_x = left
+    for side, label, colour in (("before", before_label, NEUTRAL), ("after", after_label, ACCENT)):
+        body.append(
+            f'<rect x="{_n(legend_x)}" y="8" width="10" height="10" rx="2" fill="{colour}"/>'
+            f'<text x="{_n(legend_x + 14)}" y="17" fill="{INK}" data-side="{side}">{_text(label)}</text>'
+        )
+        legend_x += 24 + 6.5 * len(label)
+    group_w = plot_w / max(len(rows), 1)
+    bar_w = min(36.0, group_w * 0.32)
+    for index, (label, before, after) in enumerate(rows):
+        centre = left + group_w * (index + 0.5)
+        name = _text(label)
+        for side, count, colour, x, legend in (
+            ("before", before, NEUTRAL, centre - bar_w - 2, before_label),
+            ("after", after, ACCENT, centre + 2, after_label),
+        ):
+            shown = f"{label}, {legend.lower()}: {count}"
+            body.append(
+                f'<g class="bar bar-{side}" data-side="{side}" data-label="{name}" data-value="{count}">'
+                f'<rect x="{_n(x)}" y="{_n(y(count))}" width="{_n(bar_w)}" height="{_n(max(y(0) - y(count), 0))}" '
+                f'rx="2" fill="{colour}"><title>{_text(shown)}</title></rect>'
+                f'<text x="{_n(x + bar_w / 2)}" y="{_n(y(count) - 4)}" text-anchor="middle" fill="{MUTED}">'
+                f"{count}</text></g>"
+            )
+        body.append(
+            f'<text x="{_n(centre)}" y="{height - bottom + 16}" text-anchor="middle" fill="{INK}">{name}</text>'
+        )
+        if after != before:
+            # Neutral ink: whether more partners in a band is good news depends on the band.
+            body.append(
+                f'<text x="{_n(centre)}" y="{height - bottom + 30}" text-anchor="middle" fill="{MUTED}">'
+                f"{_signed(after - before, 0)}</text>"
+            )
+    return _svg(width, height, title, body, "chart-distribution")
