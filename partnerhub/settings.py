@@ -128,6 +128,14 @@ CELERY_TIMEZONE = "UTC"
 SCORECARD_REGRESSION_POINTS = env.float("SCORECARD_REGRESSION_POINTS", default=10.0)
 SCORECARD_STAGNATION_POINTS = env.float("SCORECARD_STAGNATION_POINTS", default=2.0)
 
+# --- Data sources ---------------------------------------------------------------------------------
+# Fernet keys (urlsafe base64, 32 bytes) that encrypt data-source credentials at rest; the first
+# encrypts, all decrypt, so a key is rotated by putting the new one first. Generate one with
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# Without keys (development and tests only) a key is derived from SECRET_KEY; production refuses
+# to start without them.
+CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])
+
 # --- Auth, accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenancy.User"
 AUTHENTICATION_BACKENDS = [
