@@ -5,6 +5,10 @@ is a new row, and the row it replaces gets ``superseded_by`` pointing at it; not
 stored observation ever changes, and nothing is deleted. On PostgreSQL the application role can
 only UPDATE that one column (``RestrictAppRoleWrites``), so this holds whatever the code does.
 
+A value entered by hand gets its own audit event (``observation.recorded``); a file or a bulk
+call gets one event for all of its values (``observations.imported``, ``observations.bulk_recorded``)
+naming how many, for which periods and from which source reference.
+
 Recording is idempotent: the value a key already has adds nothing, and neither does a value the
 same source reference (an upload's checksum, an API client's reference) recorded before, even if
 it has been corrected since. So an upload or an API call repeated after a timeout changes nothing.
@@ -23,7 +27,7 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -39,6 +43,9 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_ROWS = 10_000
 MAX_BULK_ITEMS = 1_000
 MAX_REPORTED_ERRORS = 500
+PROGRESS_EVERY = 250  # rows between two progress reports
+WRITE_BATCH = 500  # rows per INSERT (and per UPDATE of the rows they supersede)
+MAX_AUDITED_NOTES = 100  # notes of a file kept in its audit event; the stored upload holds the rest
 SIX_PLACES = Decimal("0.000001")
 LARGEST_VALUE = Decimal("1e14")  # the column holds 20 digits, 6 of them after the point
 
@@ -71,6 +78,24 @@ def schedule_recompute_on_commit(periods: Iterable[str], *, reason: str) -> None
 def _after_observations_changed(periods: set[str]) -> None:
     """The one place observation writes report the periods whose scores they change."""
     schedule_recompute_on_commit(periods, reason="observations changed")
+
+
+# --- Progress of long imports ---------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]
+
+
+class _Counter:
+    """Counts rows through the steps of an import and reports ``(done, total)`` every few hundred."""
+
+    def __init__(self, report: Progress | None, total: int):
+        self.report, self.total, self.done, self.reported = report, total, 0, 0
+
+    def advance(self, rows: int = 1) -> None:
+        self.done = min(self.done + rows, self.total)
+        if self.report is not None and (self.done - self.reported >= PROGRESS_EVERY or self.done == self.total):
+            self.report(self.done, self.total)
+            self.reported = self.done
 
 
 # --- Validation of single values -------------------------------------------------------------------
@@ -255,13 +280,25 @@ def _plan(entries: list[ObservationInput], *, lock: bool) -> Plan:
     return plan
 
 
-def _write(entries: list[ObservationInput], *, by: User | ApiKey | None) -> list[Recorded]:
-    """Record the inputs (keys all distinct) in the caller's transaction; returns one result per input."""
+def _write(
+    entries: list[ObservationInput],
+    *,
+    by: User | ApiKey | None,
+    audit_each: bool = True,
+    counter: _Counter | None = None,
+) -> list[Recorded]:
+    """Record the inputs (keys all distinct) in the caller's transaction; returns one result per input.
+
+    ``audit_each`` writes one audit event per new value (a value entered by hand); batches leave
+    it off and write one event for the whole batch (``_audit_batch``). ``counter`` advances by
+    one per input, in batches of a few hundred rows.
+    """
     plan = _plan(entries, lock=True)
     adding = [(entry, old) for entry, old, adds in plan if adds]
     ids = iter(_reserve_ids(len(adding)))
     tenant_id, now, user = current_tenant_id(), timezone.now(), by if isinstance(by, User) else None
-    new_rows, superseded, results = [], [], []
+    batch: list[tuple[MetricObservation, MetricObservation | None]] = []
+    results = []
     for entry, old, adds in plan:
         if not adds:
             results.append(Recorded(observation=old, created=False))
@@ -280,40 +317,93 @@ def _write(entries: list[ObservationInput], *, by: User | ApiKey | None) -> list
         )
         if old is not None:
             old.superseded_by_id = row.pk
-            superseded.append(old)
-        new_rows.append(row)
+        batch.append((row, old))
         results.append(Recorded(observation=row, created=True, superseded=old))
-    if not new_rows:
+    if counter is not None:
+        counter.advance(len(plan) - len(batch))  # values already recorded need no writing
+    if not batch:
         return results
     try:
         with transaction.atomic():
-            # Old rows stop being current first, then their successors are inserted (see _reserve_ids).
-            if superseded:
-                MetricObservation.objects.bulk_update(superseded, ["superseded_by"], batch_size=500)
-            MetricObservation.objects.bulk_create(new_rows, batch_size=500)
+            for start in range(0, len(batch), WRITE_BATCH):
+                chunk = batch[start : start + WRITE_BATCH]
+                # Old rows stop being current first, then their successors are inserted (see _reserve_ids).
+                superseded = [old for _, old in chunk if old is not None]
+                if superseded:
+                    MetricObservation.objects.bulk_update(superseded, ["superseded_by"], batch_size=WRITE_BATCH)
+                MetricObservation.objects.bulk_create([row for row, _ in chunk], batch_size=WRITE_BATCH)
+                if counter is not None:
+                    counter.advance(len(chunk))
     except IntegrityError as error:
         raise ValidationError(
             "Another change to the same values was saved at the same time; nothing was recorded. Try again.",
             code="concurrent_change",
         ) from error
-    for result, entry in ((r, e) for r, e in zip(results, entries, strict=True) if r.created):
-        old = result.superseded
-        changes = {
-            "partner": [None, entry.partner.name],
-            "metric": [None, entry.metric.key],
-            "period": [None, entry.period],
-            "value": [None if old is None else str(old.value), str(result.observation.value)],
-            "source": [None, entry.source],
-        }
-        if entry.source_ref:
-            changes["source_ref"] = [None, entry.source_ref]
-        if entry.note:
-            changes["note"] = [None, entry.note]
-        if old is not None:
-            changes["supersedes"] = [None, old.pk]
-        audit(actor=by, verb="observation.recorded", target=result.observation, changes=changes)
+    if audit_each:
+        for result, entry in ((r, e) for r, e in zip(results, entries, strict=True) if r.created):
+            _audit_value(result, entry, by=by)
     _after_observations_changed({entry.period for entry, _old in adding})
     return results
+
+
+def _audit_value(result: Recorded, entry: ObservationInput, *, by: User | ApiKey | None) -> None:
+    """One value entered by hand: its own audit event, with the value it replaces."""
+    old = result.superseded
+    changes = {
+        "partner": [None, entry.partner.name],
+        "metric": [None, entry.metric.key],
+        "period": [None, entry.period],
+        "value": [None if old is None else str(old.value), str(result.observation.value)],
+        "source": [None, entry.source],
+    }
+    if entry.source_ref:
+        changes["source_ref"] = [None, entry.source_ref]
+    if entry.note:
+        changes["note"] = [None, entry.note]
+    if old is not None:
+        changes["supersedes"] = [None, old.pk]
+    audit(actor=by, verb="observation.recorded", target=result.observation, changes=changes)
+
+
+def _audit_batch(
+    *,
+    verb: str,
+    by: User | ApiKey | None,
+    entries: list[ObservationInput],
+    results: list[Recorded],
+    target: models.Model | None,
+) -> None:
+    """One audit event for a batch that added values: how many, for which periods, from where.
+
+    The per-value detail stays in the observations themselves (each names its source reference),
+    so a batch of thousands of values costs one event, not thousands.
+    """
+    created = [(result, entry) for result, entry in zip(results, entries, strict=True) if result.created]
+    if not created:
+        return
+    refs = sorted({entry.source_ref for _, entry in created if entry.source_ref})
+    notes = [
+        f"{entry.partner.name} · {entry.metric.key} · {entry.period}: {entry.note}"
+        for _, entry in created
+        if entry.note
+    ]
+    changes: dict[str, list[Any]] = {
+        "observations": [None, len(created)],
+        "replaced": [None, sum(result.superseded is not None for result, _ in created)],
+        "unchanged": [None, len(results) - len(created)],
+        "periods": [None, sorted({entry.period for _, entry in created})],
+        "source": [None, ", ".join(sorted({entry.source for _, entry in created}))],
+    }
+    if len(refs) == 1:
+        changes["source_ref"] = [None, refs[0]]
+    elif refs:
+        changes["source_refs"] = [None, refs[:20] + ([f"…and {len(refs) - 20:,} more"] if len(refs) > 20 else [])]
+    if notes:
+        more = [f"…and {len(notes) - MAX_AUDITED_NOTES:,} more notes"] if len(notes) > MAX_AUDITED_NOTES else []
+        changes["notes"] = [None, notes[:MAX_AUDITED_NOTES] + more]
+    if target is None:
+        target = Tenant.objects.get(pk=current_tenant_id())
+    audit(actor=by, verb=verb, target=target, changes=changes)
 
 
 @transaction.atomic
@@ -363,6 +453,15 @@ def observation_record(
     return result.observation, result.created
 
 
+def partner_lookup(text: str) -> Partner:
+    """The partner named by ``text``: its name (in any case), HubSpot or Salesforce id, as in uploads."""
+    row = {"partner": text if isinstance(text, str) else ""}
+    partner, _column, reason = _partner_resolver([row])(row)
+    if partner is None:
+        raise ValidationError({"partner": reason})
+    return partner
+
+
 # --- Many values at once: the shared validation -------------------------------------------------------
 
 
@@ -400,9 +499,12 @@ def _did_you_mean(text: str, choices: Iterable[str]) -> str:
 
 
 def _validate_batch(
-    raw: list[RawEntry], *, source: str, default_ref: str = "", position_word: str
+    raw: list[RawEntry], *, source: str, default_ref: str = "", position_word: str, counter: _Counter | None = None
 ) -> list[ObservationInput | None]:
-    """Validate every entry (errors collect on the entries); one query per kind of lookup."""
+    """Validate every entry (errors collect on the entries); one query per kind of lookup.
+
+    ``counter`` advances by one per entry checked.
+    """
     tenant = Tenant.objects.get(pk=current_tenant_id())
     keys = {str(entry.metric).strip().lower() for entry in raw if isinstance(entry.metric, str)}
     metrics = {metric.key: metric for metric in Metric.objects.filter(key__in=keys)}
@@ -410,6 +512,8 @@ def _validate_batch(
     entries: list[ObservationInput | None] = []
     first_seen: dict[tuple[int, int, str], int] = {}
     for entry in raw:
+        if counter is not None:
+            counter.advance()
         if entry.malformed:
             entries.append(None)
             continue
@@ -502,7 +606,9 @@ def observations_bulk_record(
     """Record many values (partner id, metric key, period, value, optional source_ref and note).
 
     Every item is validated first. With ``atomic`` one invalid item means nothing is written;
-    without it the valid items are recorded and the invalid ones reported.
+    without it the valid items are recorded and the invalid ones reported. A call that adds
+    values writes one audit event (``observations.bulk_recorded``) naming how many and for
+    which periods.
     """
     if len(items) > MAX_BULK_ITEMS:
         raise ValidationError(f"Send at most {MAX_BULK_ITEMS:,} observations per request; this one has {len(items):,}.")
@@ -537,7 +643,9 @@ def observations_bulk_record(
     if errors and atomic:
         return BulkResult(statuses=statuses, observations=observations, errors=errors, written=False)
     valid = [(index, entry) for index, entry in enumerate(entries) if entry is not None]
-    results = _write([entry for _, entry in valid], by=by)
+    written = [entry for _, entry in valid]
+    results = _write(written, by=by, audit_each=False)
+    _audit_batch(verb="observations.bulk_recorded", by=by, entries=written, results=results, target=None)
     for (index, _entry), result in zip(valid, results, strict=True):
         statuses[index] = "created" if result.created else "unchanged"
         observations[index] = result.observation
@@ -559,6 +667,7 @@ class ImportResult:
 
     rows: int = 0
     created: int = 0
+    replaced: int = 0  # of the created values, those that supersede an earlier value
     unchanged: int = 0
     errors: list[EntryError] = field(default_factory=list)
     periods: list[str] = field(default_factory=list)
@@ -575,7 +684,7 @@ def _file_error(message: str, *, dry_run: bool) -> ImportResult:
 
 
 def _read_bytes(file: BinaryIO | bytes) -> bytes:
-    if isinstance(file, bytes | bytearray):
+    if isinstance(file, bytes | bytearray | memoryview):
         return bytes(file[: MAX_UPLOAD_BYTES + 1])
     if hasattr(file, "seek"):
         file.seek(0)
@@ -705,12 +814,24 @@ def _error_order(error: EntryError) -> tuple[int, int]:
 
 
 @transaction.atomic
-def observations_import_csv(*, file: BinaryIO | bytes, by: User | ApiKey | None, dry_run: bool = False) -> ImportResult:
+def observations_import_csv(
+    *,
+    file: BinaryIO | bytes,
+    by: User | ApiKey | None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    audit_target: models.Model | None = None,
+) -> ImportResult:
     """Record the observations of a CSV file, all of them or none.
 
     Every row is validated first; any error means nothing is written and every problem is
     reported with its row (the header is row 1), column and reason. ``dry_run`` reports what an
     upload would do without writing. Uploading the same file again adds nothing.
+
+    ``progress(done, total)`` is called every few hundred rows: each row counts once when it is
+    checked and, unless this is a dry run, once more when it is written, so ``total`` is the
+    number of rows (dry run) or twice that. A file that adds values writes one audit event,
+    ``observations.imported``, on ``audit_target`` (the stored upload) or else the workspace.
     """
     data = _read_bytes(file)
     if len(data) > MAX_UPLOAD_BYTES:
@@ -727,6 +848,9 @@ def observations_import_csv(*, file: BinaryIO | bytes, by: User | ApiKey | None,
     source_ref = f"upload:sha256:{hashlib.sha256(data).hexdigest()}"
     rows, errors = _parse_rows(text)
     result = ImportResult(rows=len(rows), dry_run=dry_run, source_ref=source_ref)
+    counter = _Counter(progress, len(rows) * (1 if dry_run else 2))
+    if progress is not None:
+        progress(0, counter.total)
     resolve = _partner_resolver([row for _, row in rows])
     raw = []
     for number, row in rows:
@@ -738,7 +862,9 @@ def observations_import_csv(*, file: BinaryIO | bytes, by: User | ApiKey | None,
         if partner is None:
             entry.fail(column, reason)
         raw.append(entry)
-    entries = _validate_batch(raw, source=ObservationSource.UPLOAD, default_ref=source_ref, position_word="row")
+    entries = _validate_batch(
+        raw, source=ObservationSource.UPLOAD, default_ref=source_ref, position_word="row", counter=counter
+    )
     errors.extend(error for entry in raw for error in entry.errors)
     if errors:
         errors.sort(key=_error_order)
@@ -751,10 +877,13 @@ def observations_import_csv(*, file: BinaryIO | bytes, by: User | ApiKey | None,
     if dry_run:
         plan = _plan(valid, lock=False)
         result.created = sum(adds for _, _, adds in plan)
+        result.replaced = sum(adds and old is not None for _, old, adds in plan)
         result.periods = sorted({entry.period for entry, _, adds in plan if adds})
     else:
-        outcomes = _write(valid, by=by)
+        outcomes = _write(valid, by=by, audit_each=False, counter=counter)
         result.created = sum(outcome.created for outcome in outcomes)
+        result.replaced = sum(outcome.superseded is not None for outcome in outcomes)
         result.periods = sorted({outcome.observation.period for outcome in outcomes if outcome.created})
+        _audit_batch(verb="observations.imported", by=by, entries=valid, results=outcomes, target=audit_target)
     result.unchanged = len(valid) - result.created
     return result

@@ -284,6 +284,13 @@ def test_an_upload_is_checked_first_and_then_written(world):
     assert done.status_code == 200 and done.json()["written"] is True and done.json()["created"] == 2
     again = client.post(UPLOAD, {"file": csv_file(text)})
     assert again.json()["created"] == 0 and again.json()["unchanged"] == 2
+    with tenant_scope(world.a.tenant):
+        [event] = AuditEvent.objects.filter(verb__startswith="observation")
+    assert (event.verb, event.changes["observations"], event.actor_label) == (
+        "observations.imported",
+        [None, 2],
+        "partner_manager@acme.test",
+    )
 
 
 def test_an_upload_with_problems_answers_400_with_rows_and_writes_nothing(world):

@@ -71,9 +71,75 @@ def test_a_good_file_records_every_row(in_a):
     rows = MetricObservation.objects.filter(source=ObservationSource.UPLOAD).exclude(source_ref="world")
     assert {row.source_ref for row in rows} == {result.source_ref}
     assert result.source_ref.startswith("upload:sha256:")
-    assert AuditEvent.objects.filter(verb="observation.recorded").count() == 3
-    noted = AuditEvent.objects.get(verb="observation.recorded", changes__note__1="From the CRM export")
-    assert noted.changes["metric"] == [None, "revenue_won"]
+
+
+def test_a_file_writes_one_audit_event_naming_its_count_periods_and_source(in_a):
+    result = upload(in_a, GOOD + "Acme Partner 2,win_rate,FY2026-Q1,0.2\n")
+    assert not AuditEvent.objects.filter(verb="observation.recorded").exists()
+    event = AuditEvent.objects.get(verb="observations.imported")
+    assert event.actor == in_a.users["admin"]
+    assert (event.target_type, event.target_id) == ("tenancy.tenant", str(in_a.tenant.pk))
+    assert event.changes == {
+        "observations": [None, 4],
+        "replaced": [None, 0],
+        "unchanged": [None, 0],
+        "periods": [None, ["FY2026-Q1", "FY2026-Q2"]],
+        "source": [None, "upload"],
+        "source_ref": [None, result.source_ref],
+        "notes": [None, ["Acme Partner 1 · revenue_won · FY2026-Q2: From the CRM export"]],
+    }
+
+
+def test_a_changed_file_names_the_values_it_replaced_and_a_repeated_one_writes_no_event(in_a):
+    upload(in_a, GOOD)
+    upload(in_a, GOOD)
+    assert AuditEvent.objects.filter(verb="observations.imported").count() == 1
+    upload(in_a, GOOD.replace("92000.50", "93000"))
+    latest = AuditEvent.objects.filter(verb="observations.imported").order_by("-pk").first()
+    assert (latest.changes["observations"], latest.changes["replaced"], latest.changes["unchanged"]) == (
+        [None, 1],
+        [None, 1],
+        [None, 2],
+    )
+
+
+def test_an_import_names_the_stored_upload_it_came_from_when_given(in_a):
+    partner = in_a.partners[1]
+    observations_import_csv(file=GOOD.encode(), by=in_a.users["admin"], audit_target=partner)
+    event = AuditEvent.objects.get(verb="observations.imported")
+    assert (event.target_type, event.target_id) == ("partners.partner", str(partner.pk))
+
+
+def many_rows(count_months: int = 60) -> str:
+    """Two partners, five metrics and ``count_months`` months: ten rows per month."""
+    lines = ["partner,metric,period,value"]
+    for month in range(count_months):
+        period = f"FY{2021 + month // 12}-M{month % 12 + 1:02d}"
+        for partner in ("Acme Partner 1", "Acme Partner 2"):
+            for key in ("revenue_won", "deals_won", "deals_registered", "pipeline_created", "new_customers"):
+                lines.append(f"{partner},{key},{period},{month + 1}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_dry_run_reports_its_progress_every_few_hundred_rows(in_a):
+    calls = []
+    result = observations_import_csv(
+        file=many_rows().encode(), by=None, dry_run=True, progress=lambda done, total: calls.append((done, total))
+    )
+    assert result.errors == [] and result.created == 600
+    assert calls == [(0, 600), (250, 600), (500, 600), (600, 600)]
+
+
+def test_a_recorded_file_counts_each_row_when_checked_and_again_when_written(in_a):
+    calls = []
+    result = observations_import_csv(
+        file=many_rows().encode(), by=None, progress=lambda done, total: calls.append((done, total))
+    )
+    assert result.created == 600
+    assert calls == [(0, 1200), (250, 1200), (500, 1200), (1100, 1200), (1200, 1200)]
+    again = []
+    observations_import_csv(file=many_rows().encode(), by=None, progress=lambda done, total: again.append(done))
+    assert again == [0, 250, 500, 1200]  # nothing to write: every row is done once checked
 
 
 def test_partners_may_be_named_by_crm_id_or_partner_id_and_names_ignore_case(in_a):
@@ -122,7 +188,7 @@ def test_every_row_is_checked_and_any_error_means_nothing_is_written(in_a):
         (8, "partner", "Repeats row 2: a partner has one value per metric and period."),
     ]
     assert uploaded() == []
-    assert not AuditEvent.objects.filter(verb="observation.recorded").exists()
+    assert not AuditEvent.objects.filter(verb__in=["observation.recorded", "observations.imported"]).exists()
 
 
 @pytest.mark.parametrize(

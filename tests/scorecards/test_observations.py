@@ -281,6 +281,36 @@ def test_bulk_records_every_item_and_reports_each(in_a):
     assert again.statuses == ["unchanged"] and again.observations[0] == result.observations[0]
 
 
+def test_bulk_writes_one_audit_event_for_the_call_and_none_when_nothing_changed(in_a):
+    by = in_a.users["partner_manager"]
+    observations_bulk_record(items=items(in_a, {"value": "10", "source_ref": "crm:7"}), by=by)
+    result = observations_bulk_record(
+        items=items(
+            in_a,
+            {"value": "10", "source_ref": "crm:7"},
+            {"value": "12", "period": "FY2026-Q1", "source_ref": "crm:8", "note": "Late deal"},
+            {"value": "0.3", "metric": "win_rate", "source_ref": "crm:8"},
+        ),
+        by=by,
+    )
+    assert result.statuses == ["unchanged", "created", "created"]
+    assert not AuditEvent.objects.filter(verb="observation.recorded").exists()
+    event = AuditEvent.objects.filter(verb="observations.bulk_recorded").order_by("-pk").first()
+    assert AuditEvent.objects.filter(verb="observations.bulk_recorded").count() == 2
+    assert event.actor == by and event.target_type == "tenancy.tenant"
+    assert event.changes == {
+        "observations": [None, 2],
+        "replaced": [None, 0],
+        "unchanged": [None, 1],
+        "periods": [None, ["FY2026-Q1", "FY2026-Q2"]],
+        "source": [None, "manual"],
+        "source_ref": [None, "crm:8"],
+        "notes": [None, [f"{in_a.partners[0].name} · revenue_won · FY2026-Q1: Late deal"]],
+    }
+    observations_bulk_record(items=items(in_a, {"value": "10", "source_ref": "crm:7"}), by=by)
+    assert AuditEvent.objects.filter(verb="observations.bulk_recorded").count() == 2
+
+
 def test_bulk_all_or_nothing_writes_nothing_when_one_item_is_invalid(in_a):
     before = MetricObservation.objects.count()
     result = observations_bulk_record(
