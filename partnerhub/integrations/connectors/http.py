@@ -9,6 +9,7 @@ out the caller gets `RateLimited` (reschedule the run) or `TransientError`. Ever
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from partnerhub.integrations.connectors.base import RateLimited, TransientError
 
@@ -43,6 +44,12 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.rate_limit_attempts < 1:
             raise ValueError("A retry policy needs at least one attempt")
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Exponential backoff after the `attempt`-th failure, plus jitter so workers do not retry in step."""
+    exponential = min(policy.backoff_max, policy.backoff_initial * 2 ** (attempt - 1))
+    return exponential + random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -84,9 +91,6 @@ class ApiSession:
         self.clock = clock
         self.requests = 0
         self.retries = 0
-        self._backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.jitter
-        )
 
     def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         retrying = Retrying(
@@ -126,7 +130,7 @@ class ApiSession:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return error.retry_after
-        return self._backoff(state)
+        return backoff_delay(self.policy, state.attempt_number)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.retries += 1

@@ -199,7 +199,9 @@ class HubSpotConnector:
                 windows=[[start, to_epoch_millis(window_end)]],
                 archived_from=start if since is not None else None,
             )
-        seen: set[str] = set()
+        # Deal id to the newest modification time handed out in this run. The same version is never
+        # handed out twice; a newer one is (a deal edited while we page, on a clock behind ours).
+        seen: dict[str, int] = {}
         requests, retries = self._session.requests, self._session.retries
         tally = _Tally()
         while True:
@@ -228,7 +230,7 @@ class HubSpotConnector:
             if done:
                 return
 
-    def _search_step(self, run: _RunState, seen: set[str], tally: _Tally) -> list[DealRecord]:
+    def _search_step(self, run: _RunState, seen: dict[str, int], tally: _Tally) -> list[DealRecord]:
         if not run.windows:
             run.phase = "archived"
             return []
@@ -253,11 +255,11 @@ class HubSpotConnector:
         kept: list[dict[str, Any]] = []
         floor = set(run.floor_ids) if run.floor_ts is not None else set()
         for item in results:
-            deal_id = str(item["id"])
-            if deal_id in seen or (deal_id in floor and _modified_ms(item) == run.floor_ts):
+            deal_id, modified = str(item["id"]), _modified_ms(item)
+            if modified <= seen.get(deal_id, -1) or (deal_id in floor and modified == run.floor_ts):
                 tally.duplicates_skipped += 1
                 continue
-            seen.add(deal_id)
+            seen[deal_id] = modified
             kept.append(item)
 
         next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
@@ -277,7 +279,7 @@ class HubSpotConnector:
                 run.after = str(next_after)
         return self._records(kept)
 
-    def _archived_step(self, run: _RunState, window_end: datetime, seen: set[str]) -> list[DealRecord]:
+    def _archived_step(self, run: _RunState, window_end: datetime, seen: dict[str, int]) -> list[DealRecord]:
         params: dict[str, Any] = {
             "archived": "true",
             "limit": ARCHIVED_PAGE_SIZE,
@@ -297,7 +299,7 @@ class HubSpotConnector:
             deleted_key = f"archived:{item['id']}"
             if deleted_key in seen:
                 continue
-            seen.add(deleted_key)
+            seen[deleted_key] = 0
             records.append(self._record(item, deleted=True, partner_ref=self._property_partner(item)))
         next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
         run.archived_after = str(next_after) if next_after else None
