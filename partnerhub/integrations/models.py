@@ -1,1 +1,115 @@
-"""Data sources, CRM connectors, sync runs and facts."""
+"""Data sources, CRM connectors, sync runs, facts, and the files people upload."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from partnerhub.tenancy.managers import TenantQuerySet, TenantScopedManager, UnscopedManager
+from partnerhub.tenancy.models import TenantOwnedModel
+
+
+class UploadKind(models.TextChoices):
+    """What an uploaded file holds, which decides the service that reads it."""
+
+    OBSERVATIONS = "observations", "Metric observations"
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    CHECKING = "checking", "Checking"
+    CHECKED = "checked", "Ready to record"
+    INVALID = "invalid", "Has problems"
+    COMMITTING = "committing", "Recording"
+    COMMITTED = "committed", "Recorded"
+    FAILED = "failed", "Failed"
+
+
+# Statuses in which a task is working on the upload (the page polls for progress).
+UPLOAD_RUNNING = frozenset({UploadStatus.RECEIVED, UploadStatus.CHECKING, UploadStatus.COMMITTING})
+
+
+class UploadQuerySet(TenantQuerySet):
+    def without_content(self):
+        """Everything but the file itself, for lists (a file may be megabytes)."""
+        return self.defer("content")
+
+
+class Upload(TenantOwnedModel):
+    """A file someone uploaded, kept with its check report until it is recorded.
+
+    The file is stored in the database: the web process that receives it and the worker that
+    reads it may run in different containers, and PostgreSQL is the one thing both reach.
+    ``rows_done`` of ``rows_total`` is the progress of the step under way; a commit counts each
+    row twice (checked again, then written).
+    """
+
+    kind = models.CharField(max_length=20, choices=UploadKind.choices, default=UploadKind.OBSERVATIONS)
+    file_name = models.CharField(max_length=255)
+    size = models.PositiveIntegerField(help_text="Bytes.")
+    sha256 = models.CharField(max_length=64, help_text="Hex digest of the content.")
+    content = models.BinaryField()
+    status = models.CharField(max_length=12, choices=UploadStatus.choices, default=UploadStatus.RECEIVED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    result = models.JSONField(
+        default=dict, blank=True, help_text="The check report and the commit's outcome: counts, periods, row errors."
+    )
+    error = models.TextField(blank=True, help_text="Why the last step failed, when it did.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    committed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager.from_queryset(UploadQuerySet)()
+    all_tenants = UnscopedManager.from_queryset(UploadQuerySet)()
+    partner_path = None  # internal data: partner users never see uploads
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="upload_recent"),
+            models.Index(fields=["tenant", "sha256"], name="upload_same_file"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rows_done__lte=models.F("rows_total")),
+                name="upload_rows_done_within_total",
+                violation_error_message="An upload cannot have done more rows than it has.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="committed") | models.Q(committed_at__isnull=False),
+                name="upload_committed_has_time",
+                violation_error_message="A recorded upload says when it was recorded.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in UPLOAD_RUNNING
+
+    @property
+    def percent(self) -> int | None:
+        """Progress of the step under way, 0-100; None while its size is not known yet."""
+        if not self.is_running:
+            return 100
+        if not self.rows_total:
+            return None
+        return min(100, 100 * self.rows_done // self.rows_total)
+
+    @property
+    def check_report(self) -> dict:
+        return self.result.get("check") or {}
+
+    @property
+    def commit_report(self) -> dict:
+        return self.result.get("commit") or {}
