@@ -56,6 +56,8 @@ DEFAULT_SEARCH_PROPERTIES = (
     "hs_object_id",
 )
 ALWAYS_RETURNED = ("hs_object_id", "createdate", "hs_lastmodifieddate")
+# What a free-text ``query`` matches in the fake (HubSpot searches a deal's default searchable properties).
+TEXT_SEARCHED = ("dealname", "description")
 # The basic list and read endpoints default to fewer properties than search does.
 DEFAULT_LIST_PROPERTIES = (
     "dealname",
@@ -76,6 +78,7 @@ MAX_FILTER_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS = 18
 MAX_BATCH_INPUTS = 1000
+MAX_SEARCH_BODY_CHARS = 3000
 
 # Association type ids HubSpot defines for deal -> company.
 DEAL_TO_COMPANY_UNLABELED = 341
@@ -86,9 +89,10 @@ AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
     "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
-# HubSpot documents only "a 400 error" for paging past the 10,000th result; this text is HubSpot's
-# generic validation message. Clients must recognise the cap from their own offset, not from the text.
-RESULT_CAP_MESSAGE = "There was a problem with the request."
+# HubSpot documents only "a 400 error" for paging past the 10,000th result (and for an over-long
+# search body); the fake answers HubSpot's generic validation message. Clients must recognise the cap
+# from their own offset, never from this text.
+GENERIC_400_MESSAGE = "There was a problem with the request."
 
 
 @dataclass
@@ -100,7 +104,7 @@ class Deal:
     archived_at: str | None = None
 
 
-class SearchError(Exception):
+class HubSpotError(Exception):
     def __init__(self, message: str, status: int = 400, category: str = "VALIDATION_ERROR") -> None:
         super().__init__(message)
         self.message = message
@@ -246,7 +250,7 @@ class FakeHubSpot(FakeServer):
                 return self._with_limit_headers(self._list(request))
             if request.method == "GET" and request.path.startswith(DEALS_PATH + "/"):
                 return self._with_limit_headers(self._read(request, request.path.removeprefix(DEALS_PATH + "/")))
-        except SearchError as error:
+        except HubSpotError as error:
             return self._error(error.status, error.message, error.category)
         return self._error(404, f"No route for {request.method} {request.path}", "OBJECT_NOT_FOUND")
 
@@ -262,7 +266,7 @@ class FakeHubSpot(FakeServer):
         elif status >= 500:
             category, message = "INTERNAL_ERROR", "internal error"
         else:
-            category, message = "VALIDATION_ERROR", RESULT_CAP_MESSAGE
+            category, message = "VALIDATION_ERROR", GENERIC_400_MESSAGE
         return {"status": "error", "message": message, "correlationId": self.correlation_id(), "category": category}
 
     def _rate_limit_body(self) -> dict[str, Any]:
@@ -309,27 +313,32 @@ class FakeHubSpot(FakeServer):
     # -- search ------------------------------------------------------------------------------------
 
     def _search(self, request: RecordedRequest) -> Response:
+        if len(request.body.decode("utf-8", "replace")) > MAX_SEARCH_BODY_CHARS:
+            raise HubSpotError(GENERIC_400_MESSAGE)
         payload = _json_object(request)
+        text = str(payload.get("query") or "").strip().lower()
         limit = _int_field(payload, "limit", default=10)
         if limit < 0 or limit > MAX_SEARCH_LIMIT:
-            raise SearchError(f"limit must be between 0 and {MAX_SEARCH_LIMIT}; got {limit}")
+            raise HubSpotError(f"limit must be between 0 and {MAX_SEARCH_LIMIT}; got {limit}")
         offset = _offset(payload.get("after"))
         groups = _filter_groups(payload.get("filterGroups") or [])
         sorts = payload.get("sorts") or []
         if not isinstance(sorts, list) or len(sorts) > 1:
-            raise SearchError("Only one sort is supported")
+            raise HubSpotError("Only one sort is supported")
         requested = payload.get("properties") or []
         if not isinstance(requested, list):
-            raise SearchError("properties must be a list of property names")
+            raise HubSpotError("properties must be a list of property names")
         names = list(dict.fromkeys([*requested, *ALWAYS_RETURNED])) if requested else list(DEFAULT_SEARCH_PROPERTIES)
         if offset + limit > self.result_cap:
-            raise SearchError(RESULT_CAP_MESSAGE)
+            raise HubSpotError(GENERIC_400_MESSAGE)
 
         with self._lock:
             matched = [
                 deal
                 for deal in self._deals.values()
-                if not deal.archived and (not groups or any(all(f(deal) for f in group) for group in groups))
+                if not deal.archived
+                and (not groups or any(all(f(deal) for f in group) for group in groups))
+                and (not text or any(text in (deal.properties.get(name) or "").lower() for name in TEXT_SEARCHED))
             ]
             matched.sort(key=_default_order)
             if sorts:
@@ -360,9 +369,9 @@ class FakeHubSpot(FakeServer):
         try:
             limit = min(int(request.query.get("limit", "10")), MAX_LIST_LIMIT)
         except ValueError:
-            raise SearchError("limit must be an integer") from None
+            raise HubSpotError("limit must be an integer") from None
         offset = _offset(request.query.get("after"))
-        names = _property_names(request) or list(DEFAULT_LIST_PROPERTIES)
+        names = _list_properties(request)
         associations = _property_names(request, "associations")
         with self._lock:
             deals = sorted((d for d in self._deals.values() if d.archived == archived), key=_default_order)
@@ -380,7 +389,7 @@ class FakeHubSpot(FakeServer):
 
     def _read(self, request: RecordedRequest, deal_id: str) -> Response:
         archived = request.query.get("archived", "false").lower() == "true"
-        names = _property_names(request) or list(DEFAULT_LIST_PROPERTIES)
+        names = _list_properties(request)
         with self._lock:
             deal = self._deals.get(deal_id)
             if deal is None or deal.archived != archived:
@@ -401,9 +410,9 @@ class FakeHubSpot(FakeServer):
         payload = _json_object(request)
         inputs = payload.get("inputs")
         if not isinstance(inputs, list) or not all(isinstance(item, dict) and "id" in item for item in inputs):
-            raise SearchError('inputs must be a list of {"id": ...} objects')
+            raise HubSpotError('inputs must be a list of {"id": ...} objects')
         if len(inputs) > MAX_BATCH_INPUTS:
-            raise SearchError(f"Too many inputs: at most {MAX_BATCH_INPUTS} per batch")
+            raise HubSpotError(f"Too many inputs: at most {MAX_BATCH_INPUTS} per batch")
         results, errors = [], []
         with self._lock:
             for item in inputs:
@@ -507,18 +516,18 @@ def _json_object(request: RecordedRequest) -> dict[str, Any]:
     if not request.body:
         return {}
     if request.json is None or not isinstance(request.json, dict):
-        raise SearchError("Invalid input JSON on line 1, column 1: Cannot build request body, expected an object")
+        raise HubSpotError("Invalid input JSON on line 1, column 1: Cannot build request body, expected an object")
     return request.json
 
 
 def _int_field(payload: dict[str, Any], name: str, *, default: int) -> int:
     value = payload.get(name, default)
     if isinstance(value, bool):
-        raise SearchError(f"{name} must be an integer")
+        raise HubSpotError(f"{name} must be an integer")
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise SearchError(f"{name} must be an integer") from None
+        raise HubSpotError(f"{name} must be an integer") from None
 
 
 def _offset(after: Any) -> int:
@@ -527,9 +536,9 @@ def _offset(after: Any) -> int:
     try:
         offset = int(str(after))
     except ValueError:
-        raise SearchError(f"Invalid after value: {after}") from None
+        raise HubSpotError(f"Invalid after value: {after}") from None
     if offset < 0:
-        raise SearchError(f"Invalid after value: {after}")
+        raise HubSpotError(f"Invalid after value: {after}")
     return offset
 
 
@@ -538,6 +547,11 @@ def _property_names(request: RecordedRequest, parameter: str = "properties") -> 
     for value in request.query_lists.get(parameter, []):
         names.extend(name.strip() for name in value.split(",") if name.strip())
     return list(dict.fromkeys(names))
+
+
+def _list_properties(request: RecordedRequest) -> list[str]:
+    requested = _property_names(request)
+    return list(dict.fromkeys([*requested, *ALWAYS_RETURNED])) if requested else list(DEFAULT_LIST_PROPERTIES)
 
 
 def _default_order(deal: Deal) -> tuple[int, int, str]:
@@ -561,11 +575,11 @@ def _typed(name: str, value: str | None) -> Any:
 
 def _sorted(deals: list[Deal], sort: Any) -> list[Deal]:
     if not isinstance(sort, dict) or "propertyName" not in sort:
-        raise SearchError("Each sort needs a propertyName and a direction")
+        raise HubSpotError("Each sort needs a propertyName and a direction")
     name = sort["propertyName"]
     direction = sort.get("direction", "ASCENDING")
     if direction not in ("ASCENDING", "DESCENDING"):
-        raise SearchError(f"Invalid sort direction: {direction}")
+        raise HubSpotError(f"Invalid sort direction: {direction}")
     present = [deal for deal in deals if _typed(name, deal.properties.get(name)) is not None]
     missing = [deal for deal in deals if _typed(name, deal.properties.get(name)) is None]
     # Stable sort on an already id-ordered list: ties keep id order in both directions.
@@ -575,26 +589,26 @@ def _sorted(deals: list[Deal], sort: Any) -> list[Deal]:
 
 def _filter_groups(groups: Any) -> list[list[Any]]:
     if not isinstance(groups, list):
-        raise SearchError("filterGroups must be a list")
+        raise HubSpotError("filterGroups must be a list")
     if len(groups) > MAX_FILTER_GROUPS:
-        raise SearchError(f"Too many filter groups: at most {MAX_FILTER_GROUPS}")
+        raise HubSpotError(f"Too many filter groups: at most {MAX_FILTER_GROUPS}")
     compiled, total = [], 0
     for group in groups:
         filters = group.get("filters") if isinstance(group, dict) else None
         if not isinstance(filters, list):
-            raise SearchError("Each filter group needs a filters list")
+            raise HubSpotError("Each filter group needs a filters list")
         if len(filters) > MAX_FILTERS_PER_GROUP:
-            raise SearchError(f"Too many filters in a group: at most {MAX_FILTERS_PER_GROUP}")
+            raise HubSpotError(f"Too many filters in a group: at most {MAX_FILTERS_PER_GROUP}")
         total += len(filters)
         compiled.append([_compile_filter(item) for item in filters])
     if total > MAX_FILTERS:
-        raise SearchError(f"Too many filters: at most {MAX_FILTERS} in all")
+        raise HubSpotError(f"Too many filters: at most {MAX_FILTERS} in all")
     return compiled
 
 
 def _compile_filter(item: Any):
     if not isinstance(item, dict) or "propertyName" not in item or "operator" not in item:
-        raise SearchError("Each filter needs a propertyName and an operator")
+        raise HubSpotError("Each filter needs a propertyName and an operator")
     name, operator = item["propertyName"], item["operator"]
 
     def stored(deal: Deal) -> Any:
@@ -607,7 +621,7 @@ def _compile_filter(item: Any):
     if operator in ("IN", "NOT_IN"):
         values = item.get("values")
         if not isinstance(values, list):
-            raise SearchError(f"{operator} needs a values list")
+            raise HubSpotError(f"{operator} needs a values list")
         wanted = {_filter_value(name, value, operator) for value in values}
         if operator == "IN":
             return lambda deal: stored(deal) in wanted
@@ -632,7 +646,7 @@ def _compile_filter(item: Any):
         "GTE": lambda a, b: a >= b,
     }
     if operator not in comparisons:
-        raise SearchError(f"Unsupported filter operator: {operator}")
+        raise HubSpotError(f"Unsupported filter operator: {operator}")
     compare = comparisons[operator]
     value = _filter_value(name, item.get("value"), operator)
     if operator == "NEQ":
@@ -642,8 +656,8 @@ def _compile_filter(item: Any):
 
 def _filter_value(name: str, value: Any, operator: str) -> Any:
     if value is None:
-        raise SearchError(f"{operator} on {name} needs a value")
+        raise HubSpotError(f"{operator} on {name} needs a value")
     typed = _typed(name, _stringify({name: value})[name])
     if typed is None:
-        raise SearchError(f"Invalid value for {name}: {value!r}")
+        raise HubSpotError(f"Invalid value for {name}: {value!r}")
     return typed

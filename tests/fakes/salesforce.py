@@ -12,13 +12,7 @@ Instance endpoints (``Authorization: Bearer <access_token>``):
   As on Salesforce, ``nextRecordsUrl`` says ``query`` even for a queryAll, and the batch it returns
   still includes the deleted rows; results are fixed when the query runs.
 
-Supported SOQL: ``SELECT f, ... FROM Opportunity [WHERE cond [AND|OR cond]...] [ORDER BY f [ASC|DESC]
-[NULLS FIRST|LAST], ...] [LIMIT n] [OFFSET n]`` where cond is ``Field op value`` (=, !=, <>, <, <=, >,
->=, LIKE, IN (...), NOT IN (...)), with parentheses and NOT. Values: unquoted date-time literals
-(``2026-08-15T12:00:00Z``, ``...+00:00``, fractional seconds allowed), unquoted date literals,
-'quoted strings', numbers, true/false, null. Field names and keywords are case-insensitive; text
-equality is case-insensitive, as in SOQL. Type checks follow Salesforce: a quoted date-time, or a date
-literal against a date-time field, answers 400 INVALID_QUERY_FILTER_OPERATOR.
+The SOQL subset it understands, and the errors it gives, are described in tests.fakes.soql.
 """
 
 from __future__ import annotations
@@ -39,10 +33,10 @@ from tests.fakes.server import (
     FakeServer,
     RecordedRequest,
     Response,
-    epoch_ms,
     json_response,
     parse_moment,
 )
+from tests.fakes.soql import NUMERIC_TYPES, SoqlError, parse
 
 TOKEN_PATH = "/services/oauth2/token"
 SOBJECT = "Opportunity"
@@ -85,32 +79,12 @@ OPPORTUNITY_FIELDS: dict[str, str] = {
     "Fiscal": "string",
     "PartnerAccountId": "reference",
 }
-NUMERIC_TYPES = frozenset({"currency", "percent", "double", "int"})
-SOAP_TYPE_NAMES = {"datetime": "dateTime", "currency": "double", "percent": "double", "int": "double"}
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 200, 2000
 
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 REQUEST_LIMIT = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
-
-
-class SoqlError(Exception):
-    def __init__(self, error_code: str, detail: str, query: str = "", column: int | None = None) -> None:
-        super().__init__(detail)
-        self.error_code = error_code
-        self.detail = detail
-        self.query = query
-        self.column = column
-
-    def body(self) -> list[dict[str, str]]:
-        if self.column is None:
-            message = self.detail
-        else:
-            # Salesforce's shape: the query, a caret under the offending token, the position, the reason.
-            caret = " " * (self.column - 1) + "^"
-            message = f"\n{self.query}\n{caret}\nERROR at Row:1:Column:{self.column}\n{self.detail}"
-        return [{"message": message, "errorCode": self.error_code}]
 
 
 @dataclass
@@ -212,6 +186,12 @@ class FakeSalesforce(FakeServer):
         with self._lock:
             return dict(self._rows[opportunity_id].values)
 
+    @property
+    def api_calls(self) -> int:
+        """Authenticated data-API calls answered so far (what ``request_limit`` counts)."""
+        with self._lock:
+            return self._api_calls
+
     def expire_tokens(self) -> None:
         """Invalidate every issued access token: the next API call answers 401 INVALID_SESSION_ID."""
         with self._lock:
@@ -287,6 +267,12 @@ class FakeSalesforce(FakeServer):
             if request.method == "POST" and request.path == TOKEN_PATH:
                 return self._token(request)
             return json_response(404, NOT_FOUND)
+        if request.method == "GET" and request.path.rstrip("/") == "/services/data":
+            # The versions list is the one resource Salesforce serves without a session.
+            version = self.api_version.removeprefix("v")
+            return json_response(
+                200, [{"label": "Fake", "url": f"/services/data/{self.api_version}", "version": version}]
+            )
         return self._api(request)
 
     def _token(self, request: RecordedRequest) -> Response:
@@ -393,368 +379,14 @@ class FakeSalesforce(FakeServer):
     # -- SOQL --------------------------------------------------------------------------------------
 
     def _run(self, text: str, *, include_deleted: bool) -> list[dict[str, Any]]:
-        query = _Parser(text, self._field_type).parse()
+        query = parse(text, sobject=SOBJECT, field_type=self._field_type)
         with self._lock:
-            rows = [dict(row.values) for row in self._rows.values()]
-        rows = [row for row in rows if include_deleted or not row.get("IsDeleted")]
-        if query.where is not None:
-            rows = [row for row in rows if query.where(row)]
-        for name, descending, nulls_first in reversed(query.order_by):
-            kind = self._field_type(name)[1]  # type: ignore[index]
-            present = [row for row in rows if row.get(name) is not None]
-            missing = [row for row in rows if row.get(name) is None]
-            present.sort(key=lambda row, n=name, k=kind: _sort_key(k, row[n]), reverse=descending)
-            rows = missing + present if nulls_first else present + missing
-        rows = rows[query.offset :]
-        if query.limit is not None:
-            rows = rows[: query.limit]
+            rows = [dict(row.values) for row in self._rows.values() if include_deleted or not row.values["IsDeleted"]]
         url = f"/services/data/{self.api_version}/sobjects/{SOBJECT}/"
         return [
-            {
-                "attributes": {"type": SOBJECT, "url": url + row["Id"]},
-                **{name: _out(row.get(name)) for name in query.fields},
-            }
-            for row in rows
+            {"attributes": {"type": SOBJECT, "url": url + row["Id"]}, **{name: row.get(name) for name in query.fields}}
+            for row in query.apply(rows)
         ]
-
-
-# -- SOQL parsing ----------------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
-  | (?P<date>\d{4}-\d{2}-\d{2})
-  | (?P<number>-?\d+(?:\.\d+)?)
-  | (?P<string>'(?:[^'\\]|\\.)*')
-  | (?P<op>!=|<>|<=|>=|=|<|>)
-  | (?P<punct>[(),])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_.:]*)
-    """,
-    re.VERBOSE,
-)
-_KEYWORDS = frozenset(
-    {"select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc", "nulls", "first",
-     "last", "limit", "offset", "true", "false", "null"}
-)  # fmt: skip
-
-
-@dataclass
-class _Token:
-    kind: str
-    text: str
-    column: int  # 1-based
-
-
-@dataclass
-class _Query:
-    fields: list[str]
-    where: Any
-    order_by: list[tuple[str, bool, bool]]
-    limit: int | None
-    offset: int
-
-
-class _Parser:
-    def __init__(self, text: str, field_type) -> None:
-        self.text = text
-        self.field_type = field_type
-        self.tokens = self._tokenize(text)
-        self.position = 0
-
-    def _tokenize(self, text: str) -> list[_Token]:
-        tokens, index = [], 0
-        while index < len(text):
-            match = _TOKEN.match(text, index)
-            if match is None:
-                raise self._error("MALFORMED_QUERY", f"unexpected token: '{text[index]}'", index + 1)
-            if match.lastgroup != "ws":
-                tokens.append(_Token(match.lastgroup or "", match.group(), index + 1))
-            index = match.end()
-        tokens.append(_Token("eof", "<EOF>", len(text) + 1))
-        return tokens
-
-    def _error(self, code: str, detail: str, column: int) -> SoqlError:
-        return SoqlError(code, detail, self.text, column)
-
-    # token helpers
-
-    def _peek(self) -> _Token:
-        return self.tokens[self.position]
-
-    def _next(self) -> _Token:
-        token = self.tokens[self.position]
-        self.position += 1
-        return token
-
-    def _is(self, *words: str) -> bool:
-        token = self._peek()
-        return token.kind == "ident" and token.text.lower() in words
-
-    def _expect_word(self, word: str) -> _Token:
-        token = self._next()
-        if token.kind != "ident" or token.text.lower() != word:
-            raise self._unexpected(token)
-        return token
-
-    def _expect_punct(self, text: str) -> None:
-        token = self._next()
-        if token.kind != "punct" or token.text != text:
-            raise self._unexpected(token)
-
-    def _unexpected(self, token: _Token) -> SoqlError:
-        shown = token.text if token.kind == "eof" else f"'{token.text}'"
-        return self._error("MALFORMED_QUERY", f"unexpected token: {shown}", token.column)
-
-    # grammar
-
-    def parse(self) -> _Query:
-        self._expect_word("select")
-        select_tokens = [self._field_token()]
-        while self._peek().kind == "punct" and self._peek().text == ",":
-            self._next()
-            select_tokens.append(self._field_token())
-        self._expect_word("from")
-        entity = self._next()
-        if entity.kind != "ident" or entity.text.lower() in _KEYWORDS:
-            raise self._unexpected(entity)
-        if entity.text.lower() != SOBJECT.lower():
-            raise SoqlError(
-                "INVALID_TYPE",
-                f"\n{self.text}\n{' ' * (entity.column - 1)}^\nERROR at Row:1:Column:{entity.column}\n"
-                f"sObject type '{entity.text}' is not supported. If you are attempting to use a custom object, "
-                "be sure to append the '__c' after the entity name. Please reference your WSDL or the describe "
-                "call for the appropriate names.",
-            )
-        fields = [self._resolve(token) for token in select_tokens]
-        seen: set[str] = set()
-        for name, token in zip(fields, select_tokens, strict=True):
-            if name in seen:
-                raise self._error("MALFORMED_QUERY", f"duplicate field selected: {name}", token.column)
-            seen.add(name)
-        where = None
-        if self._is("where"):
-            self._next()
-            where = self._or()
-        order_by: list[tuple[str, bool, bool]] = []
-        if self._is("order"):
-            self._next()
-            self._expect_word("by")
-            order_by.append(self._order_item())
-            while self._peek().kind == "punct" and self._peek().text == ",":
-                self._next()
-                order_by.append(self._order_item())
-        limit = offset = None
-        if self._is("limit"):
-            self._next()
-            limit = self._integer()
-        if self._is("offset"):
-            self._next()
-            offset = self._integer()
-        if self._peek().kind != "eof":
-            raise self._unexpected(self._peek())
-        return _Query(fields, where, order_by, limit, offset or 0)
-
-    def _field_token(self) -> _Token:
-        token = self._next()
-        if token.kind != "ident" or token.text.lower() in _KEYWORDS:
-            raise self._unexpected(token)
-        if self._peek().kind == "punct" and self._peek().text == "(":
-            raise self._error(
-                "MALFORMED_QUERY", f"the fake supports plain fields only, not {token.text}(...)", token.column
-            )
-        return token
-
-    def _resolve(self, token: _Token) -> str:
-        found = self.field_type(token.text)
-        if found is None or "." in token.text:
-            raise self._error(
-                "INVALID_FIELD",
-                f"No such column '{token.text}' on entity '{SOBJECT}'. If you are attempting to use a custom "
-                "field, be sure to append the '__c' after the custom field name. Please reference your WSDL or "
-                "the describe call for the appropriate names.",
-                token.column,
-            )
-        return found[0]
-
-    def _integer(self) -> int:
-        token = self._next()
-        if token.kind != "number" or not token.text.isdigit():
-            raise self._unexpected(token)
-        return int(token.text)
-
-    def _order_item(self) -> tuple[str, bool, bool]:
-        name = self._resolve(self._field_token())
-        descending = False
-        if self._is("asc", "desc"):
-            descending = self._next().text.lower() == "desc"
-        nulls_first = not descending  # Salesforce: nulls first ascending, last descending
-        if self._is("nulls"):
-            self._next()
-            if not self._is("first", "last"):
-                raise self._unexpected(self._peek())
-            nulls_first = self._next().text.lower() == "first"
-        return name, descending, nulls_first
-
-    def _or(self):
-        parts = [self._and()]
-        while self._is("or"):
-            self._next()
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda row: any(part(row) for part in parts))
-
-    def _and(self):
-        parts = [self._not()]
-        while self._is("and"):
-            self._next()
-            parts.append(self._not())
-        return parts[0] if len(parts) == 1 else (lambda row: all(part(row) for part in parts))
-
-    def _not(self):
-        if self._is("not"):
-            self._next()
-            inner = self._not()
-            return lambda row: not inner(row)
-        if self._peek().kind == "punct" and self._peek().text == "(":
-            self._next()
-            inner = self._or()
-            self._expect_punct(")")
-            return inner
-        return self._condition()
-
-    def _condition(self):
-        field_token = self._field_token()
-        name = self._resolve(field_token)
-        kind = self.field_type(name)[1]
-        if self._is("not", "in"):
-            negate = self._next().text.lower() == "not"
-            if negate:
-                self._expect_word("in")
-            self._expect_punct("(")
-            values = [self._value(name, kind)]
-            while self._peek().kind == "punct" and self._peek().text == ",":
-                self._next()
-                values.append(self._value(name, kind))
-            self._expect_punct(")")
-
-            def member(row: dict[str, Any]) -> bool:
-                current = _comparable(kind, row.get(name))
-                return any(current == value for value in values)
-
-            return (lambda row: not member(row)) if negate else member
-        if self._is("like"):
-            self._next()
-            token = self._next()
-            if token.kind != "string":
-                raise self._unexpected(token)
-            pattern = _like_pattern(_unquote(token.text))
-            return lambda row: row.get(name) is not None and pattern.fullmatch(str(row[name])) is not None
-        operator = self._next()
-        if operator.kind != "op":
-            raise self._unexpected(operator)
-        value = self._value(name, kind)
-        return _comparison(name, kind, operator.text, value)
-
-    def _value(self, name: str, kind: str) -> Any:
-        token = self._next()
-        if token.kind == "ident" and token.text.lower() == "null":
-            return None
-        if token.kind == "ident" and token.text.lower() in ("true", "false"):
-            if kind != "boolean":
-                raise self._type_error(name, kind, token)
-            return token.text.lower() == "true"
-        if token.kind == "datetime":
-            if kind != "datetime":
-                raise self._type_error(name, kind, token)
-            return epoch_ms(parse_moment(token.text.replace(" ", "")))  # type: ignore[arg-type]
-        if token.kind == "date":
-            if kind != "date":
-                raise self._type_error(name, kind, token)
-            return token.text
-        if token.kind == "number":
-            if kind not in NUMERIC_TYPES:
-                raise self._type_error(name, kind, token)
-            return Decimal(token.text)
-        if token.kind == "string":
-            if kind in ("datetime", "date", "boolean") or kind in NUMERIC_TYPES:
-                raise self._type_error(name, kind, token)
-            return _unquote(token.text).lower()
-        if token.kind == "ident":
-            raise self._error(
-                "MALFORMED_QUERY",
-                f"the fake does not support date literals or bind variables like {token.text}",
-                token.column,
-            )
-        raise self._unexpected(token)
-
-    def _type_error(self, name: str, kind: str, token: _Token) -> SoqlError:
-        soap = SOAP_TYPE_NAMES.get(kind, kind if kind in ("date", "boolean") else "string")
-        if soap == "string":
-            detail = (
-                f"value of filter criterion for field '{name}' must be of type string and should be enclosed in quotes"
-            )
-        else:
-            detail = (
-                f"value of filter criterion for field '{name}' must be of type {soap} "
-                "and should not be enclosed in quotes"
-            )
-        return self._error("INVALID_QUERY_FILTER_OPERATOR", detail, token.column)
-
-
-def _comparison(name: str, kind: str, operator: str, value: Any):
-    if value is None:
-        if operator == "=":
-            return lambda row: row.get(name) is None
-        if operator in ("!=", "<>"):
-            return lambda row: row.get(name) is not None
-        return lambda row: False
-    compare = {
-        "=": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<>": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }[operator]
-
-    def test(row: dict[str, Any]) -> bool:
-        current = _comparable(kind, row.get(name))
-        if current is None:
-            return operator in ("!=", "<>")
-        return compare(current, value)
-
-    return test
-
-
-def _comparable(kind: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "datetime":
-        moment = parse_moment(value)
-        return epoch_ms(moment) if moment else None
-    if kind == "date":
-        return str(value)[:10]
-    if kind in NUMERIC_TYPES:
-        return Decimal(str(value))
-    if kind == "boolean":
-        return bool(value)
-    return str(value).lower()
-
-
-def _sort_key(kind: str, value: Any) -> Any:
-    return _comparable(kind, value)
-
-
-def _like_pattern(pattern: str) -> re.Pattern[str]:
-    parts = ["." if char == "_" else ".*" if char == "%" else re.escape(char) for char in pattern]
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
-
-
-def _unquote(literal: str) -> str:
-    inner = literal[1:-1]
-    escapes = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
-    return re.sub(r"\\(.)", lambda match: escapes.get(match.group(1), match.group(0)), inner)
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -797,10 +429,6 @@ def _store(kind: str, value: Any) -> Any:
     if kind in NUMERIC_TYPES:
         return float(value)  # currency, percent and double come back as JSON numbers with a fraction
     return value
-
-
-def _out(value: Any) -> Any:
-    return float(value) if isinstance(value, Decimal) else value
 
 
 def _requested_batch_size(request: RecordedRequest) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 
 import httpx
@@ -12,6 +13,23 @@ from tests.fakes import FakeHubSpot, FakeSalesforce
 SEARCH = "/crm/v3/objects/deals/search"
 QUERY = "/services/data/v61.0/query"
 QUERY_ALL = "/services/data/v61.0/queryAll"
+
+# Building an httpx client loads the CA bundle (~50 ms); one context shared by every client keeps this file fast.
+TLS = ssl.create_default_context()
+
+
+def http(**options) -> httpx.Client:
+    return httpx.Client(verify=TLS, timeout=5, **options)
+
+
+def post(url: str, **options) -> httpx.Response:
+    with http() as client:
+        return client.post(url, **options)
+
+
+def get(url: str, **options) -> httpx.Response:
+    with http() as client:
+        return client.get(url, **options)
 
 
 # -- HubSpot ---------------------------------------------------------------------------------------
@@ -24,7 +42,7 @@ def hub():
 
 
 def hub_client(fake: FakeHubSpot, token: str = "pat-test") -> httpx.Client:  # noqa: S107 - the fake's token
-    return httpx.Client(base_url=fake.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    return http(base_url=fake.base_url, headers={"Authorization": f"Bearer {token}"})
 
 
 def add_deals(fake: FakeHubSpot, count: int) -> None:
@@ -241,7 +259,7 @@ def test_v4_association_batch_read_gives_company_ids_with_labels_and_207_for_dea
 def test_requests_without_the_bearer_token_answer_401_with_hubspots_error_body(hub):
     with hub_client(hub, token="wrong") as client:
         wrong = client.post(SEARCH, json={})
-    missing = httpx.post(hub.base_url + SEARCH, json={}, timeout=5)
+    missing = post(hub.base_url + SEARCH, json={})
 
     for response in (wrong, missing):
         assert response.status_code == 401
@@ -337,6 +355,29 @@ def test_deals_added_and_updated_while_serving_are_consistent_pages_never_errors
         thread.join()
 
 
+def test_free_text_query_matches_deal_names_and_an_over_long_body_answers_400(hub):
+    hub.add_deal("101", dealname="Acme renewal")
+    hub.add_deal("102", dealname="Globex expansion")
+    with hub_client(hub) as client:
+        found = client.post(SEARCH, json={"query": "acme"}).json()
+        too_long = client.post(SEARCH, json={"properties": ["x" * 100] * 31})
+
+    assert [result["id"] for result in found["results"]] == ["101"]
+    assert too_long.status_code == 400
+
+
+def test_reading_one_deal_by_id_and_a_missing_one_answers_404(hub):
+    hub.add_deal("101", dealname="Acme renewal", companies=["555"])
+    with hub_client(hub) as client:
+        found = client.get("/crm/v3/objects/deals/101", params={"properties": "dealname", "associations": "companies"})
+        missing = client.get("/crm/v3/objects/deals/999")
+
+    assert set(found.json()["properties"]) == {"dealname", "hs_object_id", "createdate", "hs_lastmodifieddate"}
+    assert found.json()["associations"] == {"companies": {"results": [{"id": "555", "type": "deal_to_company"}]}}
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND"
+
+
 # -- Salesforce ------------------------------------------------------------------------------------
 
 
@@ -347,16 +388,13 @@ def sf():
 
 
 def sf_login(fake: FakeSalesforce) -> httpx.Client:
-    token = httpx.post(
+    token = post(
         fake.base_url + "/services/oauth2/token",
         data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "secret"},
-        timeout=5,
     )
     assert token.status_code == 200, token.text
     body = token.json()
-    return httpx.Client(
-        base_url=body["instance_url"], headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=5
-    )
+    return http(base_url=body["instance_url"], headers={"Authorization": f"Bearer {body['access_token']}"})
 
 
 def add_opportunities(fake: FakeSalesforce, count: int) -> None:
@@ -385,13 +423,12 @@ def query_all_pages(client: httpx.Client, soql: str, resource: str = QUERY) -> t
 
 
 def test_token_response_sends_clients_to_an_instance_url_that_is_not_the_login_host(sf):
-    response = httpx.post(
+    response = post(
         sf.base_url + "/services/oauth2/token",
         data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "secret"},
-        timeout=5,
     )
     body = response.json()
-    on_login_host = httpx.get(
+    on_login_host = get(
         sf.base_url + QUERY, params={"q": "SELECT Id FROM Opportunity"}, headers={"Authorization": "Bearer x"}
     )
 
@@ -405,8 +442,8 @@ def test_token_response_sends_clients_to_an_instance_url_that_is_not_the_login_h
 
 def test_wrong_client_secret_or_grant_type_answers_400_with_an_oauth_error(sf):
     url = sf.base_url + "/services/oauth2/token"
-    wrong_secret = httpx.post(url, data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "no"})
-    wrong_grant = httpx.post(url, data={"grant_type": "password", "client_id": "cid", "client_secret": "secret"})
+    wrong_secret = post(url, data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "no"})
+    wrong_grant = post(url, data={"grant_type": "password", "client_id": "cid", "client_secret": "secret"})
 
     assert wrong_secret.status_code == 400
     assert wrong_secret.json() == {"error": "invalid_client", "error_description": "invalid client credentials"}
@@ -567,7 +604,7 @@ def test_salesforce_faults_hit_api_calls_by_default_and_token_calls_when_asked(s
         limited = client.get(QUERY, params={"q": "SELECT Id FROM Opportunity"})
         fine = client.get(QUERY, params={"q": "SELECT Id FROM Opportunity"})
     sf.fail_next(status=503, body="<html>down</html>", endpoint="token")
-    token = httpx.post(sf.base_url + "/services/oauth2/token", data={"grant_type": "client_credentials"})
+    token = post(sf.base_url + "/services/oauth2/token", data={"grant_type": "client_credentials"})
 
     assert limited.status_code == 403
     assert limited.json() == limit_body
@@ -586,6 +623,47 @@ def test_expired_query_locator_answers_invalid_query_locator(sf):
 
     assert gone.status_code == 400
     assert gone.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_order_by_several_fields_puts_nulls_where_asked(sf):
+    sf.add_opportunity("006A", Name="a", StageName="Won", Amount=5)
+    sf.add_opportunity("006B", Name="b", StageName="Won", Amount=None)
+    sf.add_opportunity("006C", Name="c", StageName="Lost", Amount=7)
+    sf.add_opportunity("006D", Name="d", StageName="Won", Amount=9)
+    with sf_login(sf) as client:
+
+        def ids(order: str) -> list[str]:
+            soql = f"SELECT Id FROM Opportunity ORDER BY {order}"  # noqa: S608 - SOQL for a local fake
+            records = client.get(QUERY, params={"q": soql}).json()["records"]
+            return [record["Id"] for record in records]
+
+        assert ids("StageName DESC, Amount") == ["006B", "006A", "006D", "006C"]
+        assert ids("Amount DESC NULLS FIRST") == ["006B", "006D", "006C", "006A"]
+        assert ids("Amount") == ["006B", "006A", "006C", "006D"]
+
+
+def test_batch_size_option_shrinks_pages_down_to_salesforces_minimum_of_200(sf):
+    for number in range(250):
+        sf.add_opportunity(f"006xx{number:07d}", Name=f"Deal {number}")
+    with sf_login(sf) as client:
+        first = client.get(
+            QUERY, params={"q": "SELECT Id FROM Opportunity"}, headers={"Sforce-Query-Options": "batchSize=50"}
+        ).json()
+        rest = client.get(first["nextRecordsUrl"]).json()
+
+    assert (len(first["records"]), first["done"]) == (200, False)
+    assert (len(rest["records"]), rest["done"]) == (50, True)
+
+
+def test_request_limit_answers_403_request_limit_exceeded_and_usage_is_reported(sf):
+    sf.request_limit = 2
+    with sf_login(sf) as client:
+        answers = [client.get(QUERY, params={"q": "SELECT Id FROM Opportunity"}) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 403]
+    assert answers[1].headers["Sforce-Limit-Info"] == "api-usage=2/2"
+    assert answers[2].json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert sf.api_calls == 2
 
 
 def test_opportunities_added_and_updated_while_serving_never_break_a_query(sf):
