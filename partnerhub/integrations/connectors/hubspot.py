@@ -202,13 +202,14 @@ class HubSpotConnector:
         # Deal id to the newest modification time handed out in this run. The same version is never
         # handed out twice; a newer one is (a deal edited while we page, on a clock behind ours).
         seen: dict[str, int] = {}
+        archived_seen: set[str] = set()
         requests, retries = self._session.requests, self._session.retries
         tally = _Tally()
         while True:
             if run.phase == "search":
                 records = self._search_step(run, seen, tally)
             elif run.phase == "archived":
-                records = self._archived_step(run, window_end, seen)
+                records = self._archived_step(run, window_end, archived_seen)
             else:
                 records = []
             done = run.phase == "done"
@@ -279,7 +280,7 @@ class HubSpotConnector:
                 run.after = str(next_after)
         return self._records(kept)
 
-    def _archived_step(self, run: _RunState, window_end: datetime, seen: dict[str, int]) -> list[DealRecord]:
+    def _archived_step(self, run: _RunState, window_end: datetime, seen: set[str]) -> list[DealRecord]:
         params: dict[str, Any] = {
             "archived": "true",
             "limit": ARCHIVED_PAGE_SIZE,
@@ -296,10 +297,10 @@ class HubSpotConnector:
                 archived_ms = to_epoch_millis(archived_at)
                 if archived_ms >= end or (run.archived_from is not None and archived_ms < run.archived_from):
                     continue
-            deleted_key = f"archived:{item['id']}"
-            if deleted_key in seen:
+            # The archive is paged by offset too: a deal archived meanwhile can shift one in twice.
+            if str(item["id"]) in seen:
                 continue
-            seen[deleted_key] = 0
+            seen.add(str(item["id"]))
             records.append(self._record(item, deleted=True, partner_ref=self._property_partner(item)))
         next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
         run.archived_after = str(next_after) if next_after else None
