@@ -241,7 +241,7 @@ def test_an_expired_session_is_renewed_once_and_the_query_restarts_from_the_last
     assert ids_of([first, *rest]) == ids
     assert len(token_requests(sf)) == 2
     statuses = [(request.path.rsplit("/", 1)[-1][:8], request.status) for request in api_requests(sf)]
-    # The locator died with the session: the SOQL is issued again, starting where the run stood.
+    # After a renewal the SOQL is issued again, starting where the run stood, not from the old locator.
     assert statuses[1][1] == 401
     assert statuses[2] == ("queryAll", 200)
     assert "SystemModstamp >= 2026-08-15T12:00:01Z" in api_requests(sf)[2].query["q"]

@@ -5,7 +5,7 @@ every later call goes to the `instance_url` that token answer names. A run asks 
 opportunities whose `SystemModstamp` lies in (since - overlap, window_end], oldest first, through
 `queryAll` so deleted rows (IsDeleted = true) come back too, and follows `nextRecordsUrl`.
 
-Query locators die with the session and expire on their own, so a cursor never stores one: it
+Query locators expire after a few idle minutes, so a cursor never stores one: it
 stores the last `SystemModstamp` handed out and the ids handed out in that second, and a resumed
 run (or a run whose session expired mid-way) re-issues the SOQL from there and skips those ids.
 """
