@@ -241,24 +241,30 @@ class FakeSalesforce(FakeServer):
                 row.values["LastModifiedDate"] = now
 
     def _normalise(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Values in stored form under their canonical names; a field new to the org gets a type from its value."""
         values: dict[str, Any] = {}
         for name, value in fields.items():
-            kind = OPPORTUNITY_FIELDS.get(name) or self._extra_fields.get(name)
-            if kind is None:
-                kind = _infer_type(value)
-                self._extra_fields[name] = kind
-            values[name] = _store(kind, value)
+            known = self._schema_entry(name)
+            if known is None:
+                known = (name, _infer_type(value))
+                self._extra_fields[name] = known[1]
+            canonical, kind = known
+            values[canonical] = _store(kind, value)
         return values
 
-    def _field_type(self, name: str) -> tuple[str, str] | None:
-        """(canonical name, type) for a field name in any case, or None when the org lacks it."""
+    def _schema_entry(self, name: str) -> tuple[str, str] | None:
         lowered = name.lower()
-        if lowered in {unknown.lower() for unknown in self.unknown_fields}:
-            return None
         for canonical, kind in (*OPPORTUNITY_FIELDS.items(), *self._extra_fields.items()):
             if canonical.lower() == lowered:
                 return canonical, kind
         return None
+
+    def _field_type(self, name: str) -> tuple[str, str] | None:
+        """(canonical name, type) for a field name in any case, or None when the org lacks it."""
+        with self._lock:  # tests may add fields (and hide them) while a query is being parsed
+            if name.lower() in {unknown.lower() for unknown in self.unknown_fields}:
+                return None
+            return self._schema_entry(name)
 
     # -- serving -----------------------------------------------------------------------------------
 
