@@ -43,7 +43,8 @@ def connect(sf: FakeSalesforce, sleeps: list[float], **options) -> SalesforceCon
     options.setdefault("clock", lambda: RUN_START)
     client_id = options.pop("client_id", "cid")
     client_secret = options.pop("client_secret", "secret")
-    return SalesforceConnector(sf.base_url, client_id, client_secret, sleep=sleeps.append, **options)
+    login_url = options.pop("login_url", sf.base_url)
+    return SalesforceConnector(login_url, client_id, client_secret, sleep=sleeps.append, **options)
 
 
 def stamp(minute: int, second: int = 0) -> str:
@@ -103,6 +104,15 @@ def test_the_client_credentials_token_names_the_host_every_query_goes_to(sf, sle
     assert query.path == "/services/data/v61.0/queryAll"
     assert query.headers["authorization"].startswith("Bearer 00Dxx")
     assert query.headers["sforce-query-options"] == "batchSize=2000"
+
+
+def test_a_configured_token_url_is_where_tokens_are_asked_for(sf, sleeps):
+    add_opportunities(sf, 1)
+    connector = connect(sf, sleeps, login_url="http://127.0.0.1:9/unused", token_url=f"{sf.base_url}{TOKEN_PATH}")
+
+    assert len(records(list(connector.iter_pages(since=None)))) == 1
+    token = sf.requests[0]
+    assert token.base_url == sf.base_url and token.path == TOKEN_PATH
 
 
 def test_invalid_client_credentials_fail_authentication_without_retrying(sf, sleeps):

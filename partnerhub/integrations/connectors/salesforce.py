@@ -111,6 +111,7 @@ class SalesforceConnector:
         client_secret: str,
         *,
         api_version: str = "v61.0",
+        token_url: str | None = None,
         partner_field: str = "PartnerAccountId",
         currency_field: str | None = "CurrencyIsoCode",
         overlap: timedelta = timedelta(minutes=5),
@@ -130,6 +131,8 @@ class SalesforceConnector:
         if overlap < timedelta(0):
             raise ValueError("overlap must not be negative")
         self.login_url = login_url.rstrip("/")
+        # My Domain orgs and sandboxes may name their own token endpoint; by default it is the login host's.
+        self.token_url = (token_url or "").strip() or f"{self.login_url}{TOKEN_PATH}"
         self.api_version = api_version
         self.partner_field = partner_field
         self.currency_field = currency_field
@@ -273,7 +276,7 @@ class SalesforceConnector:
     def _authenticate(self) -> None:
         response = self._session.send(
             "POST",
-            f"{self.login_url}{TOKEN_PATH}",
+            self.token_url,
             data={
                 "grant_type": "client_credentials",
                 "client_id": self._client_id,
