@@ -113,3 +113,13 @@ class Upload(TenantOwnedModel):
     @property
     def commit_report(self) -> dict:
         return self.result.get("commit") or {}
+
+
+# Data sources, sync runs and facts live in their own module; importing them here registers them.
+from partnerhub.integrations.source_models import (  # noqa: E402, F401
+    DataSource,
+    Deal,
+    MarketingFact,
+    PartnerMapping,
+    SyncRun,
+)
