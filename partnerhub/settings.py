@@ -119,6 +119,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "scorecards.nightly_recompute_fanout_task",
         "schedule": crontab(hour=2, minute=30),
     },
+    # Queues each tenant's CRM syncs whose schedule has come round, and resumes interrupted ones.
+    "integrations-sync-due": {
+        "task": "integrations.sync_due_fanout_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

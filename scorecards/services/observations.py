@@ -887,3 +887,39 @@ def observations_import_csv(
         _audit_batch(verb="observations.imported", by=by, entries=valid, results=outcomes, target=audit_target)
     result.unchanged = len(valid) - result.created
     return result
+
+
+# --- Values derived from facts ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def observations_record_derived(
+    *, values: dict[tuple[int, str, str], Decimal], source_ref: str, target: models.Model | None = None
+) -> int:
+    """Record values derived from facts (deals, marketing facts): ``{(partner id, metric key, period): value}``.
+
+    Values come from our own derivation, not from a person, so they are not held to the
+    plausible bounds (an implausible derived value is a data-health matter, flagged there); the
+    metric must exist and be in use, others are skipped. One audit event for the batch, naming
+    the sync run or upload (``source_ref``). Returns how many values were added.
+    """
+    if not values:
+        return 0
+    keys = {metric for _, metric, _ in values}
+    metrics = {metric.key: metric for metric in Metric.objects.filter(key__in=keys, is_active=True)}
+    partners = Partner.objects.in_bulk({partner_id for partner_id, _, _ in values})
+    entries = [
+        ObservationInput(
+            partner=partners[partner_id],
+            metric=metrics[metric],
+            period=period,
+            value=value,
+            source=ObservationSource.DERIVED,
+            source_ref=source_ref,
+        )
+        for (partner_id, metric, period), value in sorted(values.items())
+        if metric in metrics and partner_id in partners
+    ]
+    results = _write(entries, by=None, audit_each=False)
+    _audit_batch(verb="observations.derived", by=None, entries=entries, results=results, target=target)
+    return sum(result.created for result in results)
