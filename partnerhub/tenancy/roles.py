@@ -32,6 +32,10 @@ class Capability(StrEnum):
     VIEW_SCORECARDS = "view_scorecards"  # every scorecard version, draft or not, and every observation
     MANAGE_SCORECARDS = "manage_scorecards"  # the metric catalogue, drafts, and the governance steps
     ENTER_OBSERVATIONS = "enter_observations"  # manual entry and uploads of metric values
+    MANAGE_DATA_SOURCES = "manage_data_sources"  # CRM connections, credentials, syncs, partner mappings
+    VIEW_DATA_HEALTH = "view_data_health"  # suspect values, completeness, stale sources, sync history
+    DECIDE_CORRECTIONS = "decide_corrections"  # approve or reject partners' corrections and appeals
+    REQUEST_CORRECTIONS = "request_corrections"  # a partner's own: ask to correct a value, appeal a score
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -48,14 +52,26 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.VIEW_SCORECARDS,
             Capability.MANAGE_SCORECARDS,
             Capability.ENTER_OBSERVATIONS,
+            Capability.MANAGE_DATA_SOURCES,
+            Capability.VIEW_DATA_HEALTH,
+            Capability.DECIDE_CORRECTIONS,
         }
     ),
     Role.PARTNER_MANAGER: frozenset(
-        {Capability.VIEW_PARTNERS, Capability.EDIT_PARTNERS, Capability.VIEW_SCORECARDS, Capability.ENTER_OBSERVATIONS}
+        {
+            Capability.VIEW_PARTNERS,
+            Capability.EDIT_PARTNERS,
+            Capability.VIEW_SCORECARDS,
+            Capability.ENTER_OBSERVATIONS,
+            Capability.VIEW_DATA_HEALTH,
+            Capability.DECIDE_CORRECTIONS,
+        }
     ),
-    Role.EXECUTIVE: frozenset({Capability.VIEW_PARTNERS, Capability.VIEW_SCORECARDS}),
-    Role.PARTNER_ADMIN: frozenset({Capability.VIEW_OWN_PARTNER, Capability.INVITE_PARTNER_USERS}),
-    Role.PARTNER_MEMBER: frozenset({Capability.VIEW_OWN_PARTNER}),
+    Role.EXECUTIVE: frozenset({Capability.VIEW_PARTNERS, Capability.VIEW_SCORECARDS, Capability.VIEW_DATA_HEALTH}),
+    Role.PARTNER_ADMIN: frozenset(
+        {Capability.VIEW_OWN_PARTNER, Capability.INVITE_PARTNER_USERS, Capability.REQUEST_CORRECTIONS}
+    ),
+    Role.PARTNER_MEMBER: frozenset({Capability.VIEW_OWN_PARTNER, Capability.REQUEST_CORRECTIONS}),
 }
 
 # Roles a partner admin may hand out when inviting colleagues of their own partner.
