@@ -1,4 +1,4 @@
-"""Deals become per-period metric observations, set-based with pandas.
+"""Facts become per-period metric observations, set-based with pandas: deals here, marketing facts below.
 
 The input is one row per deal (every source's deals of the partners concerned, deleted ones
 already left out); the output is one row per partner, period and metric with the value the
@@ -212,3 +212,55 @@ def _quotients(numerators: pd.Series, denominators: pd.Series | int, present: pd
         for top, bottom, keep in zip(numerators, denominators, present, strict=True)
     ]
     return pd.Series(values, index=numerators.index, dtype=object)
+
+
+# --- Marketing facts ---------------------------------------------------------------------------------
+
+MARKETING_COLUMNS = ("partner_id", "kind", "occurred_on", "quantity", "currency")
+
+# fact kind -> (metric, whether the quantity is an amount in the reporting currency)
+MARKETING_METRICS: dict[str, tuple[str, bool]] = {
+    "mql": ("mqls_generated", False),
+    "campaign_pipeline": ("campaign_influenced_pipeline", True),
+    "event_attended": ("joint_marketing_events", False),
+}
+
+
+def derive_marketing_observations(
+    facts: pd.DataFrame, *, kind: str, start_month: int, currency: str, periods: set[str] | None = None
+) -> Derived:
+    """Per-partner, per-period marketing metrics from one row per marketing fact.
+
+    ==============================  ===========================================================
+    mqls_generated                  sum of the quantities of MQL facts in the period (1 each by default)
+    campaign_influenced_pipeline    sum of the campaign-influenced pipeline amounts in the period
+                                    (reporting currency only, like deal amounts)
+    joint_marketing_events          sum of the quantities of events attended in the period
+    ==============================  ===========================================================
+    """
+    empty = pd.DataFrame(columns=["partner_id", "period", "metric", "value", "deals"])
+    if facts.empty:
+        return Derived(empty)
+    frame = facts.loc[:, list(MARKETING_COLUMNS)].copy()
+    frame["partner_id"] = frame["partner_id"].astype("int64")
+    frame["period"] = period_keys(frame["occurred_on"], kind=kind, start_month=start_month)
+    frame = frame[frame["period"].notna() & frame["kind"].isin(MARKETING_METRICS)]
+    if periods is not None:
+        frame = frame[frame["period"].isin(periods)]
+    is_amount = frame["kind"].map(lambda name: MARKETING_METRICS[name][1]).astype(bool)
+    other_currency = is_amount & (frame["currency"].fillna("").str.upper() != currency.upper())
+    skipped = frame.loc[other_currency, "currency"].fillna("").str.upper().value_counts()
+    frame = frame[~other_currency]
+    if frame.empty:
+        return Derived(empty, skipped_currency={str(k): int(v) for k, v in skipped.items()})
+    frame["cents"] = _cents(frame["quantity"])
+    grouped = (
+        frame.groupby(["partner_id", "period", "kind"], sort=True)
+        .agg(cents=("cents", "sum"), facts=("partner_id", "size"))
+        .reset_index()
+    )
+    grouped["metric"] = grouped["kind"].map(lambda name: MARKETING_METRICS[name][0])
+    grouped["value"] = [(Decimal(int(cents)) / 100).quantize(CENT) for cents in grouped["cents"]]
+    grouped = grouped.rename(columns={"facts": "deals"}).sort_values(["partner_id", "period", "metric"])
+    result = grouped[["partner_id", "period", "metric", "value", "deals"]].reset_index(drop=True)
+    return Derived(result, skipped_currency={str(k): int(v) for k, v in skipped.items()})

@@ -8,8 +8,14 @@ from collections.abc import Iterable
 import pandas as pd
 from django.db.models import Q
 
-from partnerhub.integrations.derive import DEAL_COLUMNS, derive_deal_observations
-from partnerhub.integrations.source_models import Deal
+from partnerhub.integrations.derive import (
+    DEAL_COLUMNS,
+    MARKETING_COLUMNS,
+    MARKETING_METRICS,
+    derive_deal_observations,
+    derive_marketing_observations,
+)
+from partnerhub.integrations.source_models import Deal, MarketingFact
 from partnerhub.tenancy.context import current_tenant_id
 from partnerhub.tenancy.models import Tenant
 from scorecards.periods import QUARTER, period_containing
@@ -51,5 +57,34 @@ def record_deal_observations(
     for partner_id in partner_ids:
         for period in periods:
             for metric in ADDITIVE:
+                values.setdefault((partner_id, metric, period), 0)
+    return observations_record_derived(values=values, source_ref=source_ref)
+
+
+def marketing_frame(partner_ids: Iterable[int]) -> pd.DataFrame:
+    """The marketing facts of these partners, from every source."""
+    rows = MarketingFact.objects.filter(partner_id__in=list(partner_ids)).values_list(*MARKETING_COLUMNS)
+    return pd.DataFrame(list(rows), columns=list(MARKETING_COLUMNS))
+
+
+def record_marketing_observations(
+    *, partner_ids: set[int], days: set[datetime.date], currency: str, source_ref: str, kind: str = QUARTER
+) -> int:
+    """Derive and record the marketing metrics of these partners for the periods containing ``days``.
+
+    Touched periods without facts of a kind get zero for its metric: marketing metrics are sums.
+    """
+    if not partner_ids or not days:
+        return 0
+    tenant = Tenant.objects.get(pk=current_tenant_id())
+    start = tenant.fiscal_year_start_month
+    periods = {period_containing(day, kind=kind, start_month=start).key for day in days}
+    derived = derive_marketing_observations(
+        marketing_frame(partner_ids), kind=kind, start_month=start, currency=currency, periods=periods
+    )
+    values = derived.values()
+    for partner_id in partner_ids:
+        for period in periods:
+            for metric, _amount in MARKETING_METRICS.values():
                 values.setdefault((partner_id, metric, period), 0)
     return observations_record_derived(values=values, source_ref=source_ref)

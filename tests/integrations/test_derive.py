@@ -8,7 +8,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from partnerhub.integrations.derive import DEAL_COLUMNS, derive_deal_observations, period_keys
+from partnerhub.integrations.derive import (
+    DEAL_COLUMNS,
+    MARKETING_COLUMNS,
+    derive_deal_observations,
+    derive_marketing_observations,
+    period_keys,
+)
 from scorecards.periods import MONTH, QUARTER, period_containing
 
 D = datetime.date
@@ -136,3 +142,35 @@ def test_no_deals_no_observations():
     derived = derive(deals())
     assert derived.observations.empty
     assert derived.values() == {}
+
+
+def marketing(*rows) -> pd.DataFrame:
+    return pd.DataFrame(
+        [dict(zip(MARKETING_COLUMNS, row, strict=True)) for row in rows], columns=list(MARKETING_COLUMNS)
+    )
+
+
+def test_marketing_facts_by_kind_period_and_currency():
+    facts = marketing(
+        (1, "mql", D(2026, 7, 3), Decimal(1), ""),
+        (1, "mql", D(2026, 8, 3), Decimal(2), ""),
+        (1, "mql", D(2026, 10, 1), Decimal(1), ""),  # next quarter
+        (1, "campaign_pipeline", D(2026, 7, 9), Decimal("1500.25"), "USD"),
+        (1, "campaign_pipeline", D(2026, 7, 9), Decimal("99"), "EUR"),  # other currency: left out
+        (2, "event_attended", D(2026, 9, 30), Decimal(1), ""),
+        (2, "unknown_kind", D(2026, 9, 30), Decimal(1), ""),
+    )
+    derived = derive_marketing_observations(facts, kind=QUARTER, start_month=1, currency="USD")
+    assert derived.values() == {
+        (1, "mqls_generated", "FY2026-Q3"): Decimal("3.00"),
+        (1, "mqls_generated", "FY2026-Q4"): Decimal("1.00"),
+        (1, "campaign_influenced_pipeline", "FY2026-Q3"): Decimal("1500.25"),
+        (2, "joint_marketing_events", "FY2026-Q3"): Decimal("1.00"),
+    }
+    assert derived.skipped_currency == {"EUR": 1}
+    limited = derive_marketing_observations(facts, kind=QUARTER, start_month=1, currency="USD", periods={"FY2026-Q4"})
+    assert limited.values() == {(1, "mqls_generated", "FY2026-Q4"): Decimal("1.00")}
+
+
+def test_no_marketing_facts_no_observations():
+    assert derive_marketing_observations(marketing(), kind=QUARTER, start_month=1, currency="USD").values() == {}
