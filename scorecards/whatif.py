@@ -18,9 +18,9 @@ import pandas as pd
 from django.utils import timezone
 
 from partnerhub.partners.models import Partner
-from scorecards.models import Rating, Score, ScorecardVersion
+from scorecards.models import Rating, Score, ScorecardItem, ScorecardVersion
 from scorecards.periods import Period, PeriodError, last_closed, parse_period
-from scorecards.scoring import compute_period, rules_problems
+from scorecards.scoring import ScoringError, compute_period, rules_problems
 from scorecards.selectors import scoring_inputs
 
 RATING_ORDER = (Rating.EXCELLENT, Rating.GOOD, Rating.NEEDS_IMPROVEMENT, Rating.INCOMPLETE)
@@ -188,10 +188,17 @@ def preview_version(
             outcome=Outcome.NO_STORED_SCORES,
             message=f"No scores of {version.scorecard.name} are stored for {key}, so there is nothing to compare with.",
         )
+    if not ScorecardItem.objects.filter(version=version).exists():
+        # Checked first: the observations selector cannot read "the observations of no metric".
+        return WhatIf(
+            version=version,
+            period=key,
+            outcome=Outcome.NOT_SCORABLE,
+            message="These rules cannot be applied yet.",
+            problems=["Add at least one metric to see what the rules would do."],
+        )
     inputs = scoring_inputs(version=version, period=key)
     problems = rules_problems(inputs.rules)
-    if inputs.rules.items.empty:
-        problems = ["Add at least one metric to see what the rules would do."]
     if problems:
         return WhatIf(
             version=version,
@@ -200,7 +207,12 @@ def preview_version(
             message="These rules cannot be applied yet.",
             problems=problems,
         )
-    result = compute_period(rules=inputs.rules, partners=inputs.partners, observations=inputs.observations)
+    try:
+        result = compute_period(rules=inputs.rules, partners=inputs.partners, observations=inputs.observations)
+    except ScoringError as error:
+        return WhatIf(
+            version=version, period=key, outcome=Outcome.NOT_SCORABLE, message=str(error), problems=[str(error)]
+        )
     after = result.scores.set_index("partner_id")
     after = after.assign(milli=np.rint(after["total"].to_numpy(dtype=np.float64) * 1000).astype(np.int64))
     return _compare(version, key, stored, after, movers=movers)
