@@ -1,4 +1,4 @@
-"""Reads for the scorecard pages: one partner's scorecard for a period, and the portfolio table.
+"""Reads for the scorecard pages: a partner's scorecard and its baseline, the portfolio, recompute runs.
 
 Everything a page shows comes from stored scores and benchmarks; nothing here computes a score.
 Each read runs a fixed number of queries whatever the number of partners or metrics.
@@ -13,7 +13,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from partnerhub.partners.models import Partner
-from scorecards.models import Metric, Rating, Score
+from scorecards.models import Metric, MetricObservation, Rating, RecomputeRun, Score
 from scorecards.periods import QUARTER, PeriodError, last_closed, parse_period
 from scorecards.selectors import benchmarks_for, metric_history, score_history
 
@@ -207,3 +207,25 @@ def portfolio_scores(
     # Partners without a change (their first scored period) sort last either way.
     first = F(first).desc(nulls_last=True) if descending else F(first).asc(nulls_last=True)
     return queryset.order_by(first, *rest, "pk")
+
+
+# --- Recompute runs ---------------------------------------------------------------------------------
+
+
+def recompute_runs() -> QuerySet:
+    """Recompute runs, newest first, with the scorecard version each recomputes (joined, not queried per row)."""
+    return RecomputeRun.objects.select_related("version__scorecard").order_by("-queued_at", "-pk")
+
+
+def recomputable_periods(*, start_month: int, limit: int = 12) -> list[str]:
+    """Periods with recorded values or scores, newest first: what an administrator may recompute."""
+    observed = set(MetricObservation.objects.current().order_by().values_list("period", flat=True).distinct())
+    scored = set(Score.objects.current().order_by().values_list("period", flat=True).distinct())
+    periods = []
+    for key in observed | scored:
+        try:
+            periods.append(parse_period(key, start_month=start_month))
+        except PeriodError:
+            continue
+    periods.sort(key=lambda period: (period.start, period.kind), reverse=True)
+    return [period.key for period in periods[:limit]]
