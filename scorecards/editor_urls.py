@@ -11,6 +11,11 @@ urlpatterns = [
     path("scorecards/editor/versions/<int:pk>/new-draft/", views.draft_new, name="scorecard_editor_new_draft"),
     path("scorecards/editor/versions/<int:pk>/settings/", views.version_settings, name="scorecard_editor_settings"),
     path("scorecards/editor/versions/<int:pk>/items/add/", views.item_new, name="scorecard_editor_item_add"),
+    path(
+        "scorecards/editor/versions/<int:pk>/items/weights/",
+        views.pending_weights,
+        name="scorecard_editor_pending_weights",
+    ),
     path("scorecards/editor/items/<int:pk>/edit/", views.item_edit, name="scorecard_editor_item_edit"),
     path("scorecards/editor/items/<int:pk>/remove/", views.item_delete, name="scorecard_editor_item_remove"),
     path("scorecards/editor/versions/<int:pk>/propose/", views.version_propose_view, name="scorecard_editor_propose"),

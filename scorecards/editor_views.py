@@ -11,7 +11,7 @@ post and redirect. Objects are found through the scoped managers: another tenant
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -29,6 +29,7 @@ from partnerhub.tenancy.decorators import member_required
 from partnerhub.tenancy.forms import add_service_errors
 from partnerhub.tenancy.roles import Capability
 from scorecards.editor_forms import (
+    PLUG_IN,
     ActivateForm,
     ApproveForm,
     ItemForm,
@@ -497,6 +498,33 @@ def item_delete(request, pk: int):
         messages.error(request, _sentence(error))
         return redirect(_version_url(version, "items"))
     return _item_saved(request, version, f"{name} is removed.")
+
+
+@admin_required
+@require_POST
+def pending_weights(request, pk: int):
+    """The weights per partner type as they would be with the item being typed (htmx, reads only).
+
+    The item form posts here as its weight or scope changes; ``item`` names the item being
+    edited, whose stored weight the typed one replaces. Nothing is saved or checked beyond what
+    the sum needs: a weight that is not one the form would take counts as 0.
+    """
+    version = _version_or_404(pk)
+    items = version_items(version)
+    editing = request.POST.get("item", "")
+    if editing.isdigit():
+        items = [item for item in items if item.pk != int(editing)]
+    try:
+        weight = Decimal(request.POST.get("weight", "").strip())
+        # Only a weight the form would take counts; anything else (NaN, 1e999, -3) as 0.
+        weight = weight if weight.is_finite() and 0 <= weight <= HUNDRED else Decimal("0")
+    except InvalidOperation:
+        weight = Decimal("0")
+    applies_to = request.POST.getlist("applies_to") if request.POST.get("scope") == PLUG_IN else []
+    items.append(ScorecardItem(version=version, weight=weight, applies_to=applies_to))
+    names = dict(PartnerType.objects.values_list("key", "name"))
+    context = {"weights": segment_weights(version, items, names), "typed": weight}
+    return render(request, "scorecards/editor/_pending_weights.html", context)
 
 
 # --- The governance steps -----------------------------------------------------------------------------------

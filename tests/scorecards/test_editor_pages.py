@@ -952,3 +952,44 @@ def test_the_preview_page_costs_the_same_queries_with_more_partners(world, draft
     many = count_queries(client, version_url(draft, "scorecard_editor_preview"), period=period)
     assert few == many
     assert "Biggest gains" in body(client.get(version_url(draft, "scorecard_editor_preview"), {"period": period}))
+
+
+def typed_totals(html: str) -> dict[str, float]:
+    return {key: float(total) for key, total in re.findall(r'data-segment="(\w+)" data-total="([\d.]+)"', html)}
+
+
+def test_the_weights_are_summed_as_an_item_is_typed_without_saving_it(world, draft):
+    client = as_role(world.a, "admin")
+    url = version_url(draft, "scorecard_editor_pending_weights")
+    before = state(world)
+
+    adding = body(client.post(url, {"weight": "15", "scope": "plug_in", "applies_to": ["msp"]}, HTTP_HX_REQUEST="true"))
+    assert typed_totals(adding) == {"reseller": 100, "msp": 115}
+    assert "15 over" in adding
+
+    pipeline = item_of(world, draft, "pipeline_created")
+    editing = body(
+        client.post(url, {"weight": "25", "scope": "core", "item": str(pipeline.pk)}, HTTP_HX_REQUEST="true")
+    )
+    assert typed_totals(editing) == {"reseller": 85, "msp": 85}
+
+    for typed in ("lots", "1e999", "NaN", "-5", ""):
+        garbage = body(client.post(url, {"weight": typed, "scope": "core", "item": "x"}, HTTP_HX_REQUEST="true"))
+        assert typed_totals(garbage) == {"reseller": 100, "msp": 100}, typed
+    assert state(world) == before
+
+
+def test_the_item_form_asks_for_the_typed_totals(world, draft):
+    html = body(as_role(world.a, "admin").get(version_url(draft)))
+    form = html.split('id="add-item"')[1].split("</form>")[0]
+    assert f'hx-post="{version_url(draft, "scorecard_editor_pending_weights")}"' in form
+
+
+def test_the_typed_totals_are_for_administrators_of_the_versions_tenant(world, draft, foreign_draft):
+    data = {"weight": "10", "scope": "core"}
+    for role in READERS + PARTNER:
+        assert (
+            as_role(world.a, role).post(version_url(draft, "scorecard_editor_pending_weights"), data).status_code == 403
+        )
+    foreign = as_role(world.a, "admin").post(version_url(foreign_draft, "scorecard_editor_pending_weights"), data)
+    assert foreign.status_code == 404
