@@ -93,7 +93,7 @@ def observation_list(request):
     filter_names = ("q", "partner", "metric", "period", "source")
     page = DeferredJoinPaginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
-        "nav": "scorecards",
+        "nav": "observations",
         "filterset": filterset,
         "selected": {name: request.GET.get(name, "") for name in filter_names},
         "current_only": cleaned.get("current") is True,
@@ -157,7 +157,7 @@ def observation_create(request):
             return redirect(f"{reverse('observation_list')}?{query}")
     partners = list(Partner.objects.order_by("name").values_list("name", flat=True)[: MAX_PARTNER_OPTIONS + 1])
     context = {
-        "nav": "scorecards",
+        "nav": "observations",
         "form": form,
         "partner_options": partners if len(partners) <= MAX_PARTNER_OPTIONS else [],
         "period_options": _recent_periods(request.tenant),
@@ -178,7 +178,7 @@ def observation_upload(request):
         if upload is not None:
             return redirect("observation_upload_detail", pk=upload.pk)
     context = {
-        "nav": "scorecards",
+        "nav": "observations",
         "form": form,
         "uploads": [(upload, STATUS_BADGES[upload.status]) for upload in recent_uploads()],
         "max_megabytes": MAX_UPLOAD_BYTES // (1024 * 1024),
@@ -273,7 +273,7 @@ def observation_upload_detail(request, pk: int):
     upload = _upload_or_404(pk)
     runs = upload_recomputes(upload)
     context = {
-        "nav": "scorecards",
+        "nav": "observations",
         "upload": upload,
         "badge": STATUS_BADGES[upload.status],
         "progress": _progress(upload),

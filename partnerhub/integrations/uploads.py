@@ -57,13 +57,11 @@ def _clean_file(file: BinaryIO, name: str) -> bytes:
         file.seek(0)
     data = file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        size = getattr(file, "size", None) or len(data)
-        raise ValidationError(
-            {
-                "file": f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
-                f"{f' ({_megabytes(size)})' if size > MAX_UPLOAD_BYTES else ''}; split it into smaller files."
-            }
-        )
+        size = max(getattr(file, "size", None) or 0, len(data))
+        limit = MAX_UPLOAD_BYTES // (1024 * 1024)
+        shown = _megabytes(size)
+        it_has = f" (it has {shown})" if shown != _megabytes(MAX_UPLOAD_BYTES) else ""
+        raise ValidationError({"file": f"The file is larger than {limit} MB{it_has}; split it into smaller files."})
     if not data.strip():
         raise ValidationError({"file": "The file is empty."})
     return data

@@ -128,7 +128,8 @@ def test_a_file_with_problems_is_invalid_and_its_report_names_every_row_column_a
         ("values.xlsx", b"PK\x03\x04 a workbook", "This is a spreadsheet workbook; save the sheet as “CSV UTF-8”"),
         ("values.csv", b"", "The file is empty."),
         ("values.csv", b"\n \n", "The file is empty."),
-        ("values.csv", b"x" * (5 * 1024 * 1024 + 1), "The file is larger than 5 MB (5.0 MB); split it"),
+        ("values.csv", b"x" * (5 * 1024 * 1024 + 1), "The file is larger than 5 MB; split it into smaller files."),
+        ("values.csv", b"x" * (6 * 1024 * 1024), "The file is larger than 5 MB (it has 6.0 MB); split it"),
     ],
 )
 def test_files_that_can_never_be_read_are_refused_before_anything_is_stored(in_a, name, data, message):

@@ -350,7 +350,7 @@ def test_the_same_file_uploaded_twice_adds_nothing_and_says_so(
         (
             b"x" * (5 * 1024 * 1024 + 10),
             "big.csv",
-            "The file is larger than 5 MB (5.0 MB); split it into smaller files.",
+            "The file is larger than 5 MB; split it into smaller files.",
         ),
     ],
 )
