@@ -146,7 +146,14 @@ def bands_text(bands: list[dict]) -> str:
 class ItemForm(forms.Form):
     """One metric of a draft: weight, the partner types it applies to, normalization and rubric."""
 
-    metric = forms.ModelChoiceField(queryset=Metric.objects.none(), empty_label="Choose a metric")
+    metric = forms.ModelChoiceField(
+        queryset=Metric.objects.none(),
+        empty_label="Choose a metric",
+        error_messages={
+            "invalid_choice": "Choose one of the metrics offered: those of this workspace's catalogue in use and "
+            "not in the version yet."
+        },
+    )
     weight = _decimal_field("Weight", min_value=0, max_value=100, help_text="Points out of 100.", **POINTS)
     scope = forms.ChoiceField(
         label="Applies to",

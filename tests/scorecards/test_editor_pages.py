@@ -495,8 +495,8 @@ def test_an_item_with_an_attainment_target_and_bands_is_stored_as_typed(world, d
         ({"weight": "12.345"}, "weight", "no more than 2 decimal places"),
         ({"floor": "1,5"}, "floor", "Enter a number"),
         ({"metric": None}, "metric", "This field is required."),
-        ({"metric": "999999"}, "metric", "Select a valid choice"),
-        ({"metric": "pipeline_created"}, "metric", "Select a valid choice"),
+        ({"metric": "999999"}, "metric", "Choose one of the metrics offered"),
+        ({"metric": "pipeline_created"}, "metric", "Choose one of the metrics offered"),
         ({"scope": "plug_in"}, "applies_to", "Choose the partner types this plug-in scores"),
         ({"scope": "plug_in", "applies_to": ["distributor"]}, "applies_to", "Select a valid choice"),
         ({"normalization": "log"}, "normalization", "Select a valid choice"),
@@ -530,7 +530,20 @@ def test_a_metric_of_another_tenant_cannot_be_added(world, draft):
     response = as_role(world.a, "admin").post(
         version_url(draft, "scorecard_editor_item_add"), item_post(world, metric=foreign_metric.pk)
     )
-    assert "Select a valid choice" in text(response)
+    assert "Choose one of the metrics offered" in text(response)
+    assert state(world) == before
+
+
+def test_a_metric_already_in_the_draft_or_retired_cannot_be_added(world, draft):
+    with tenant_scope(world.a.tenant):
+        Metric.objects.filter(key="win_rate").update(is_active=False)
+    before = state(world)
+    client = as_role(world.a, "admin")
+    for key in ("pipeline_created", "win_rate"):
+        response = client.post(
+            version_url(draft, "scorecard_editor_item_add"), item_post(world, metric=metric_of(world, key).pk)
+        )
+        assert "Choose one of the metrics offered" in field_block(body(response), "add-metric"), key
     assert state(world) == before
 
 
