@@ -7,7 +7,7 @@ the rules themselves (weights adding up to 100, rubrics, targets) are the servic
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -27,6 +27,8 @@ CORE, PLUG_IN = "core", "plug_in"
 TARGET_PREFIX = "target__"
 BAND_SEPARATORS = (":", "=", "→")
 POINTS = {"max_digits": 6, "decimal_places": 2}  # weights, caps and rating thresholds
+BAND_THRESHOLD_LIMIT = Decimal("1e14")
+MILLIONTH, HUNDREDTH = Decimal("0.000001"), Decimal("0.01")
 
 
 def _partner_type_choices() -> list[tuple[str, str]]:
@@ -135,7 +137,16 @@ def parse_bands(text: str) -> list[dict]:
             ) from None
         if not all(value.is_finite() for value in values):
             raise ValidationError(f"Band {number} (“{line}”): the threshold and the points must be numbers.")
-        bands.append({"at_least": str(values[0]), "points": str(values[1])})
+        threshold, points = values
+        # The same range as a floor or a target (20 digits, 6 after the point), so any threshold
+        # reads back as the number typed; points are at most the cap, itself at most 100.
+        if abs(threshold) >= BAND_THRESHOLD_LIMIT or threshold != threshold.quantize(MILLIONTH, rounding=ROUND_DOWN):
+            raise ValidationError(
+                f"Band {number} (“{line}”): a threshold has at most 14 digits before the point and 6 after it."
+            )
+        if not 0 <= points <= 100 or points != points.quantize(HUNDREDTH, rounding=ROUND_DOWN):
+            raise ValidationError(f"Band {number} (“{line}”): points are between 0 and 100, to two decimals at most.")
+        bands.append({"at_least": str(threshold), "points": str(points)})
     return bands
 
 

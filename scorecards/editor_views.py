@@ -175,7 +175,7 @@ def _default_activation_period(version: ScorecardVersion) -> str:
     return period_containing(today, kind=version.period_kind, start_month=version.tenant.fiscal_year_start_month).key
 
 
-def _workbench_context(request, version: ScorecardVersion, *, add_form=None, note: str = "", error: str = "") -> dict:
+def _workbench_context(request, version: ScorecardVersion, *, add_form=None, note: str = "") -> dict:
     """The items panel: weights per partner type, the items with their problems, the add form."""
     items = version_items(version)
     names = dict(PartnerType.objects.values_list("key", "name"))
@@ -194,7 +194,6 @@ def _workbench_context(request, version: ScorecardVersion, *, add_form=None, not
         "editable": editable,
         "add_form": add_form if editable else None,
         "note": note,
-        "error": error,
     }
 
 

@@ -503,6 +503,12 @@ def test_an_item_with_an_attainment_target_and_bands_is_stored_as_typed(world, d
         ({"rubric": "banded", "bands": ""}, "bands", "A banded rubric needs at least one band"),
         ({"rubric": "banded", "bands": "50: 50\nhigh: 100"}, "bands", "Band 2 (“high: 100”): the threshold"),
         ({"rubric": "banded", "bands": "80 90"}, "bands", "write a band as “threshold: points”"),
+        ({"rubric": "banded", "bands": "1e999: 50"}, "bands", "at most 14 digits before the point"),
+        ({"rubric": "banded", "bands": "0.0000001: 50"}, "bands", "and 6 after it"),
+        ({"rubric": "banded", "bands": "50: 1e999"}, "bands", "points are between 0 and 100"),
+        ({"rubric": "banded", "bands": "50: 12.345"}, "bands", "to two decimals at most"),
+        ({"rubric": "banded", "bands": "NaN: 50"}, "bands", "must be numbers"),
+        ({"floor": "1e999"}, "floor", "Ensure that there are no more than"),
         ({"cap": "0"}, "cap", "greater than or equal to 0.01"),
     ],
 )
