@@ -1012,3 +1012,21 @@ def test_the_typed_totals_are_for_administrators_of_the_versions_tenant(world, d
         )
     foreign = as_role(world.a, "admin").post(version_url(foreign_draft, "scorecard_editor_pending_weights"), data)
     assert foreign.status_code == 404
+
+
+def test_the_preview_defaults_to_the_last_closed_period(world, draft):
+    from scorecards.whatif import latest_closed_period
+
+    expected = in_a(world, lambda: latest_closed_period(draft).key)  # relative to today
+    response = preview(as_role(world.a, "admin"), draft)
+    assert response.status_code == 200
+    assert response.context["preview"].period == expected
+    assert expected in text(response)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(world, draft):
+    for url in (reverse("scorecard_editor"), version_url(draft), version_url(draft, "scorecard_editor_preview")):
+        response = Client().get(url)
+        assert response.status_code == 302 and "login" in response["Location"], url
+    response = Client().post(version_url(draft, "scorecard_editor_item_add"), item_post(world))
+    assert response.status_code == 302 and "login" in response["Location"]
