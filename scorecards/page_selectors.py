@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from partnerhub.partners.models import Partner
 from scorecards.models import Metric, MetricObservation, Rating, RecomputeRun, Score
-from scorecards.periods import QUARTER, PeriodError, last_closed, parse_period
-from scorecards.selectors import benchmarks_for, metric_history, score_history
+from scorecards.periods import QUARTER, Period, PeriodError, last_closed, parse_period
+from scorecards.selectors import baseline_comparison, benchmarks_for, metric_history, score_history
 
 PORTFOLIO_SORTS = {
     "partner": ("partner__name",),
@@ -165,6 +165,74 @@ def partner_scorecard(*, partner: Partner, period: str) -> PartnerScorecard:
         Score.objects.current().filter(period=period, segment=score.segment, version_id=score.version_id).count()
     )
     return page
+
+
+# --- Comparing with a baseline period ---------------------------------------------------------------
+
+NO_BASELINE = "none"
+
+
+@dataclass
+class BaselineView:
+    """The "Compare with" part of a scorecard page."""
+
+    options: list[str]  # periods the partner was scored in before this one, newest first
+    selected: str | None = None  # the period compared with; None for no comparison
+    comparison: dict | None = None  # ``baseline_comparison`` when there is a score to compare
+    note: str = ""  # why nothing is compared, or what to keep in mind when reading it
+    chosen: bool = False  # picked by the person (else the default: the same period a year earlier)
+
+
+def year_earlier(period: str) -> str | None:
+    """The same quarter (or month) one fiscal year earlier: FY2026-Q3 -> FY2025-Q3."""
+    try:
+        current = parse_period(period, start_month=1)
+    except PeriodError:
+        return None
+    return Period(current.fiscal_year - 1, current.kind, current.number, current.start_month).key
+
+
+def baseline_view(*, page: PartnerScorecard, requested: str | None, start_month: int) -> BaselineView:
+    """What to compare a scorecard page with: the period asked for (``?baseline=``), else the same
+    period a year earlier when it was scored, else nothing. Nothing asked for is an error: a period
+    that cannot be compared gets a note saying why."""
+    now = parse_period(page.period, start_month=start_month)
+    earlier = []
+    for key in page.periods:
+        try:
+            scored = parse_period(key, start_month=start_month)
+        except PeriodError:
+            continue
+        if scored.kind == now.kind and scored.start < now.start:
+            earlier.append(key)
+    view = BaselineView(options=earlier)
+    if page.score is None:
+        return view
+    if requested is None:
+        default = year_earlier(page.period)
+        if default not in earlier:
+            return view
+        key = default
+    else:
+        view.chosen = True
+        if requested.strip().lower() in ("", NO_BASELINE):
+            return view
+        key = clean_period(requested)
+        if key is None:
+            shown = requested.strip()[:40]
+            view.note = f"“{shown}” is not a period; write it like {year_earlier(page.period)}."
+            return view
+        asked = parse_period(key, start_month=start_month)
+        if asked.kind != now.kind:
+            view.note = f"{page.period} is a {now.kind}; compare it with another {now.kind}."
+            return view
+        if asked.start >= now.start:
+            view.note = f"{key} is not before {page.period}; compare with an earlier period."
+            return view
+    view.selected = key
+    view.comparison = baseline_comparison(partner=page.partner, period=page.period, baseline=key, score=page.score)
+    view.note = view.comparison["note"]
+    return view
 
 
 def latest_score(partner: Partner) -> Score | None:

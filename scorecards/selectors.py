@@ -376,26 +376,58 @@ def metric_history(*, partner: Partner, period: str, count: int = HISTORY_PERIOD
     return table.reindex(columns=periods).sort_index()
 
 
-def baseline_comparison(*, partner: Partner, period: str, baseline: str) -> dict:
-    """A partner's score in ``period`` against a baseline period: totals and per-metric points."""
-    scores = {
-        score.period: score for score in Score.objects.current().filter(partner=partner, period__in=[period, baseline])
-    }
-    current, base = scores.get(period), scores.get(baseline)
+def _exact_change(now, then) -> float:
+    """``now - then`` of two engine floats (exact thousandths), as the nearest float to the exact result."""
+    return float((Decimal(repr(float(now or 0.0))) - Decimal(repr(float(then or 0.0)))).quantize(Decimal("0.001")))
 
-    def points(score):
-        return {c["metric_key"]: c.get("contribution") for c in (score.components if score else [])}
 
-    now, then = points(current), points(base)
-    metrics = [
-        {"metric_key": key, "current": now.get(key), "baseline": then.get(key)} for key in sorted(set(now) | set(then))
-    ]
+def baseline_comparison(*, partner: Partner, period: str, baseline: str, score: Score | None = None) -> dict:
+    """A partner's score in ``period`` against its score in a baseline period: totals and per-metric points.
+
+    ``score`` is the score of ``period`` to compare (a past revision, say); by default its current
+    score. Per metric: the contribution to the total then and now (``baseline``, ``current``) with
+    its change, and the rubric points then and now. A metric scored in only one of the periods
+    counts 0 in the other, so the changes of the contributions add up exactly to the difference of
+    the totals. When the baseline has no score, ``scored`` is False and ``note`` says so.
+    """
+    wanted = [baseline] if score is not None else [period, baseline]
+    rows = Score.objects.current().filter(partner=partner, period__in=wanted).select_related("version__scorecard")
+    scores = {row.period: row for row in rows}
+    current = score if score is not None else scores.get(period)
+    base = scores.get(baseline)
+
+    def components(row: Score | None) -> dict[str, dict]:
+        return {component["metric_key"]: component for component in (row.components or [] if row else [])}
+
+    now, then = components(current), components(base)
+    metrics = []
+    for key in [*now, *(key for key in then if key not in now)]:
+        new, old = now.get(key, {}), then.get(key, {})
+        points_now, points_then = new.get("points"), old.get("points")
+        both = points_now is not None and points_then is not None
+        metrics.append(
+            {
+                "metric_key": key,
+                "metric": new.get("metric") or old.get("metric") or key,
+                "current": new.get("contribution"),
+                "baseline": old.get("contribution"),
+                "change": _exact_change(new.get("contribution"), old.get("contribution")) if base else None,
+                "points_current": points_now,
+                "points_baseline": points_then,
+                "points_change": _exact_change(points_now, points_then) if both else None,
+            }
+        )
     return {
         "period": period,
         "baseline": baseline,
+        "scored": base is not None,
+        "note": "" if base is not None else f"There is no score for {baseline} to compare with.",
         "total": current.total if current else None,
         "baseline_total": base.total if base else None,
         "difference": (current.total - base.total) if current and base else None,
+        "version": current.version if current else None,
+        "baseline_version": base.version if base else None,
+        "same_rules": bool(current and base and current.version_id == base.version_id),
         "metrics": metrics,
     }
 

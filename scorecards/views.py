@@ -1,4 +1,7 @@
-"""Scorecard pages: a partner's scorecard (internal and in the portal), the published rules, the portfolio."""
+"""Scorecard pages: a partner's scorecard (internal and in the portal), the published rules, the portfolio.
+
+A scorecard page compares its period with a baseline period: by default the same quarter a year earlier.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from scorecards.page_selectors import (
     FLAG_LABELS,
     PORTFOLIO_SORTS,
     PartnerScorecard,
+    baseline_view,
     clean_period,
     default_period,
     partner_scorecard,
@@ -67,12 +71,18 @@ def _scorecard_response(request, *, partner: Partner, portal: bool):
     requested = request.GET.get("period")
     period = clean_period(requested) if requested else None
     page = partner_scorecard(partner=partner, period=period or default_period(partner))
+    # The baseline is the same partner's: the page's partner comes from the URL (internal, scoped
+    # to the tenant) or from the membership (portal), never from the query string.
+    baseline = baseline_view(
+        page=page, requested=request.GET.get("baseline"), start_month=request.tenant.fiscal_year_start_month
+    )
     context = {
         "nav": "portal" if portal else "partners",
         "portal": portal,
         "partner": partner,
         "page": page,
         "score": page.score,
+        "baseline": baseline,
         "flags": score_flags(page.score) if page.score else [],
         "ignored_period": requested if requested and period is None else None,
         **_scorecard_charts(page),

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from scorecards.models import Score, SegmentBenchmark
-from scorecards.selectors import FLAGS
+from scorecards.selectors import FLAGS, baseline_comparison
 
 
 class ComponentSerializer(serializers.Serializer):
@@ -40,6 +40,64 @@ class ExplanationSerializer(serializers.Serializer):
     previous_total = serializers.DecimalField(max_digits=7, decimal_places=3, allow_null=True)
     previous_version = serializers.IntegerField(allow_null=True, help_text="The version that scored it.")
     terms = ChangeTermSerializer(many=True)
+
+
+class BaselineMetricSerializer(serializers.Serializer):
+    """One metric in the baseline period and in this score; a metric scored in only one of them counts 0."""
+
+    metric_key = serializers.CharField()
+    metric = serializers.CharField(help_text="The metric's name when it was scored.")
+    points = serializers.FloatField(allow_null=True, help_text="Rubric points in the baseline period.")
+    points_now = serializers.FloatField(allow_null=True, help_text="Rubric points in this score.")
+    points_change = serializers.FloatField(allow_null=True, help_text="Null unless both periods have points.")
+    contribution = serializers.FloatField(allow_null=True, help_text="Its share of the baseline's total.")
+    contribution_now = serializers.FloatField(allow_null=True, help_text="Its share of this score's total.")
+    contribution_change = serializers.FloatField(
+        allow_null=True, help_text="The contribution changes add up exactly to `change`."
+    )
+
+
+class BaselineSerializer(serializers.Serializer):
+    """The same partner's score in a baseline period, and what changed since."""
+
+    period = serializers.CharField(help_text="The baseline period.")
+    scored = serializers.BooleanField(help_text="Whether the partner has a score in the baseline period.")
+    note = serializers.CharField(help_text="Why nothing is compared; empty when `scored`.")
+    total = serializers.DecimalField(max_digits=7, decimal_places=3, allow_null=True, help_text="The baseline's.")
+    change = serializers.DecimalField(
+        max_digits=7, decimal_places=3, allow_null=True, help_text="This score's total minus the baseline's."
+    )
+    version = serializers.IntegerField(allow_null=True, help_text="The version that scored the baseline.")
+    same_rules = serializers.BooleanField(help_text="Whether both periods were scored by the same version.")
+    metrics = BaselineMetricSerializer(many=True)
+
+
+def baseline_data(score: Score, baseline: str) -> dict:
+    """The ``baseline`` object of a score compared with the partner's current score in ``baseline``."""
+    comparison = baseline_comparison(partner=score.partner, period=score.period, baseline=baseline, score=score)
+    base_version = comparison["baseline_version"]
+    return {
+        "period": baseline,
+        "scored": comparison["scored"],
+        "note": comparison["note"],
+        "total": comparison["baseline_total"],
+        "change": comparison["difference"],
+        "version": base_version.pk if base_version else None,
+        "same_rules": comparison["same_rules"],
+        "metrics": [
+            {
+                "metric_key": row["metric_key"],
+                "metric": row["metric"],
+                "points": row["points_baseline"],
+                "points_now": row["points_current"],
+                "points_change": row["points_change"],
+                "contribution": row["baseline"],
+                "contribution_now": row["current"],
+                "contribution_change": row["change"],
+            }
+            for row in comparison["metrics"]
+        ],
+    }
 
 
 class ScoreSerializer(serializers.ModelSerializer):
@@ -128,6 +186,27 @@ class ScoreSerializer(serializers.ModelSerializer):
                     ],
                 },
                 "fingerprint": "9f2c…",
+                "baseline": {
+                    "period": "FY2025-Q3",
+                    "scored": True,
+                    "note": "",
+                    "total": "68.000",
+                    "change": "6.500",
+                    "version": 3,
+                    "same_rules": True,
+                    "metrics": [
+                        {
+                            "metric_key": "revenue_won",
+                            "metric": "Revenue won",
+                            "points": 69.0,
+                            "points_now": 82.0,
+                            "points_change": 13.0,
+                            "contribution": 34.5,
+                            "contribution_now": 41.0,
+                            "contribution_change": 6.5,
+                        }
+                    ],
+                },
             },
             response_only=True,
         )
@@ -136,10 +215,19 @@ class ScoreSerializer(serializers.ModelSerializer):
 class ScoreDetailSerializer(ScoreSerializer):
     components = ComponentSerializer(many=True, read_only=True)
     explanation = serializers.SerializerMethodField()
+    baseline = serializers.SerializerMethodField()
 
     class Meta(ScoreSerializer.Meta):
-        fields = [*ScoreSerializer.Meta.fields, "components", "explanation", "fingerprint"]
+        fields = [*ScoreSerializer.Meta.fields, "components", "explanation", "fingerprint", "baseline"]
         read_only_fields = fields
+
+    @extend_schema_field(BaselineSerializer(allow_null=True))
+    def get_baseline(self, score: Score) -> dict | None:
+        # Asked for with ?baseline=<period>; the view checked the key. Always the score's own partner.
+        baseline = self.context.get("baseline")
+        if not baseline:
+            return None
+        return BaselineSerializer(baseline_data(score, baseline)).data
 
     @extend_schema_field(ExplanationSerializer)
     def get_explanation(self, score: Score) -> dict:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Subquery
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.api.viewsets import TenantViewSet
 from partnerhub.tenancy.roles import Capability
 from scorecards.api.score_serializers import ScoreDetailSerializer, ScoreSerializer, SegmentBenchmarkSerializer
 from scorecards.models import Rating, Score, SegmentBenchmark
+from scorecards.periods import PeriodError, parse_period
 from scorecards.selectors import FLAGS
 
 CURRENT, ALL = "current", "all"
+BASELINE_PARAMETER = OpenApiParameter(
+    "baseline",
+    OpenApiTypes.STR,
+    description="A period key, e.g. FY2025-Q3: adds `baseline`, this partner's score in that period and what "
+    "changed since, in total and per metric. A period without a score gives `scored: false` and a note.",
+)
 
 
 class ScoreFilter(django_filters.FilterSet):
@@ -54,7 +64,9 @@ class ScoreFilter(django_filters.FilterSet):
     retrieve=extend_schema(
         summary="Get a score",
         description="A score with its components (per item: raw value, normalized value, points, weights, "
-        "contribution) and the explanation of its change since the previous period.",
+        "contribution) and the explanation of its change since the previous period; with `baseline`, "
+        "compared with the same partner's score in another period.",
+        parameters=[BASELINE_PARAMETER],
     ),
 )
 class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -67,6 +79,17 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
 
     def get_serializer_class(self):
         return ScoreDetailSerializer if self.action == "retrieve" else ScoreSerializer
+
+    def retrieve(self, request, *args, **kwargs):
+        score = self.get_object()
+        context = self.get_serializer_context()
+        requested = (request.query_params.get("baseline") or "").strip()
+        if requested:
+            try:
+                context["baseline"] = parse_period(requested, start_month=1).key
+            except PeriodError as error:
+                raise ValidationError({"baseline": [str(error)]}) from None
+        return Response(ScoreDetailSerializer(score, context=context).data)
 
     def refine_queryset(self, queryset):
         queryset = queryset.select_related("partner", "version__scorecard")
