@@ -124,6 +124,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "integrations.sync_due_fanout_task",
         "schedule": crontab(minute="*/5"),
     },
+    # Forgets idempotency keys of API pushes older than 24 hours, per tenant.
+    "integrations-idempotency-keys-expire": {
+        "task": "integrations.idempotent_requests_expire_fanout_task",
+        "schedule": crontab(minute=17),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -123,3 +123,46 @@ from partnerhub.integrations.source_models import (  # noqa: E402, F401
     PartnerMapping,
     SyncRun,
 )
+
+
+class IdempotentRequest(TenantOwnedModel):
+    """A write request sent with an ``Idempotency-Key``, and the answer it got.
+
+    The row is inserted, and committed, before the request's work starts: a duplicate sent while
+    the first is still running hits the unique constraint and is told to wait (409). Once the
+    work is done its answer is stored in the work's own transaction, so a stored answer always
+    describes work that was committed. ``response_status`` is empty while the request runs.
+    """
+
+    principal = models.CharField(max_length=40, help_text="Who sent it: key:<API key id> or user:<user id>.")
+    key = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=200, help_text="The method and path, e.g. POST /api/v1/deals/bulk/.")
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the request's JSON content.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The answer as it was sent, byte for byte: a jsonb column would reorder its keys.
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="idempotent_request_age")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "principal", "key"],
+                name="idempotent_request_unique",
+                violation_error_message="This Idempotency-Key was used before.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(response_status__isnull=True) | models.Q(completed_at__isnull=False),
+                name="idempotent_request_answer_has_time",
+                violation_error_message="A stored answer says when it was stored.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} · {self.key}"
+
+    @property
+    def in_flight(self) -> bool:
+        return self.response_status is None

@@ -77,3 +77,26 @@ def sync_due_fanout_task() -> int:
     for tenant_id in tenant_ids:
         sync_due_task.delay(tenant_id=tenant_id)
     return len(tenant_ids)
+
+
+# --- Idempotency keys -----------------------------------------------------------------------------
+
+
+@tenant_task(name="integrations.idempotent_requests_expire_task")
+def idempotent_requests_expire_task(*, tenant_id: int) -> int:
+    """Forget the tenant's idempotency keys older than 24 hours."""
+    from partnerhub.integrations.idempotency import idempotent_requests_expire
+
+    return idempotent_requests_expire()
+
+
+@shared_task(name="integrations.idempotent_requests_expire_fanout_task", **TASK_DEFAULTS)
+def idempotent_requests_expire_fanout_task() -> int:
+    """Celery beat's entry point every hour: one task per active tenant (row-level security allows no other)."""
+    from partnerhub.tenancy.models import Tenant
+
+    # Tenant is global (not tenant-owned): listing tenants needs no scope.
+    tenant_ids = list(Tenant.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    for tenant_id in tenant_ids:
+        idempotent_requests_expire_task.delay(tenant_id=tenant_id)
+    return len(tenant_ids)
