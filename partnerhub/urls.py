@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("partnerhub.tenancy.urls")),
     path("", include("partnerhub.partners.urls")),
     path("", include("scorecards.urls")),
+    path("", include("partnerhub.integrations.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
