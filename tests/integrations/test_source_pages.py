@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -682,3 +683,30 @@ def test_a_sync_under_way_does_not_hide_that_the_last_one_failed(world, hub):
     client = signed_in(world.a)
     assert "Failing" in client.get(LIST).content.decode()
     assert "Failing" in client.get(reverse("data_source_detail", args=[source.pk])).content.decode()
+
+
+# --- Support admin ----------------------------------------------------------------------------------
+
+
+def test_the_support_admin_shows_sources_read_only_and_never_their_credentials(world, hub):
+    source = make_source(world.a, hub)
+    with tenant_scope(world.a.tenant):
+        ciphertext = DataSource.objects.get(pk=source.pk).credentials
+    staff = world.a.users["admin"]
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_datasource", "change_datasource", "view_syncrun", "view_deal"])
+    )
+    client = Client()
+    client.force_login(staff)
+    change = client.get(reverse("admin:integrations_datasource_change", args=[source.pk]))
+    body = change.content.decode()
+    assert change.status_code == 200
+    assert "access_token" in body and ciphertext not in body and TOKEN not in body
+    assert 'name="name"' not in body  # read-only: no inputs
+    assert client.post(reverse("admin:integrations_datasource_change", args=[source.pk]), {}).status_code == 403
+    changelist = reverse("admin:integrations_datasource_changelist")
+    assert client.get(changelist, {"credentials__startswith": ciphertext[:4]}).status_code == 400
+    foreign = make_source(world.b, name="Globex CRM")
+    assert client.get(reverse("admin:integrations_datasource_change", args=[foreign.pk])).status_code in (302, 404)
