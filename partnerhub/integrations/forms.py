@@ -61,6 +61,7 @@ PULLED_ONLY = (
     "stale_after_hours",
 )
 SALESFORCE_ONLY = ("token_url", "api_version")
+CREDENTIAL_SHORT_LABELS = {"access_token": "Token"}
 CREDENTIAL_HELP = {
     "access_token": "From a HubSpot private app with the crm.objects.deals.read scope (and companies, for labels).",
     "client_id": "From the Salesforce external client app with the client credentials flow enabled.",
@@ -135,7 +136,8 @@ class DataSourceForm(forms.Form):
         for name in CREDENTIAL_FIELDS[SourceKind(kind)]:
             label = CREDENTIAL_LABELS.get(name, name)
             is_set = name in stored
-            help_text = f"{label} set ✓ — leave blank to keep." if is_set else CREDENTIAL_HELP.get(name, "")
+            short = CREDENTIAL_SHORT_LABELS.get(name, label)
+            help_text = f"{short} set ✓ — leave blank to keep." if is_set else CREDENTIAL_HELP.get(name, "")
             self.fields[name] = forms.CharField(
                 label=label,
                 required=source is None,

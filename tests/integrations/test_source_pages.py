@@ -223,7 +223,7 @@ def test_an_admin_connects_hubspot_and_the_token_is_never_shown_again(world, hub
     assert source.read_credentials() == {"access_token": TOKEN}
 
     edit = client.get(reverse("data_source_edit", args=[source.pk]))
-    assert "Private app access token set ✓ — leave blank to keep." in edit.content.decode()
+    assert "Token set ✓ — leave blank to keep." in edit.content.decode()
     assert 'type="password"' in edit.content.decode()
     for url in (
         LIST,
