@@ -2,6 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
+from partnerhub.integrations.api.views import DataSourceViewSet, DealViewSet, SyncRunViewSet
 from partnerhub.partners.api.views import PartnerViewSet
 from scorecards.api.scores import ScoreViewSet, SegmentBenchmarkViewSet
 from scorecards.api.views import (
@@ -21,3 +22,6 @@ router.register("scorecards", ScorecardViewSet, basename="scorecard")
 router.register("scorecard-versions", ScorecardVersionViewSet, basename="scorecard-version")
 router.register("scorecard-items", ScorecardItemViewSet, basename="scorecard-item")
 router.register("observations", ObservationViewSet, basename="observation")
+router.register("deals", DealViewSet, basename="deal")
+router.register("data-sources", DataSourceViewSet, basename="data-source")
+router.register("sync-runs", SyncRunViewSet, basename="sync-run")

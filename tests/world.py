@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 
+from django.utils import timezone
+
+from partnerhub.integrations.source_models import DataSource, Deal, SourceKind, SyncRun, SyncStatus
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import ApiKey, Membership, Tenant, User
@@ -33,7 +38,7 @@ class World:
     b: TenantWorld
 
 
-def build_tenant_world(slug: str) -> TenantWorld:
+def build_tenant_world(slug: str, *, source_facts: bool = False) -> TenantWorld:
     tenant = TenantFactory(slug=slug, name=slug.title())
     with tenant_scope(tenant):
         partners = [PartnerFactory(tenant=tenant, name=f"{slug.title()} Partner {n}") for n in (1, 2)]
@@ -52,6 +57,9 @@ def build_tenant_world(slug: str) -> TenantWorld:
         write_key = api_key_create(name="write", access="read_write", by=admin)
     scorecards = build_scorecard_world(tenant=tenant, partners=partners, admin=admin)
     score_scorecard_world(tenant=tenant, scorecards=scorecards)
+    extra = {"scorecards": scorecards}
+    if source_facts:
+        extra.update(add_source_facts(tenant=tenant, partner=partners[1]))
     return TenantWorld(
         tenant=tenant,
         partners=partners,
@@ -59,9 +67,36 @@ def build_tenant_world(slug: str) -> TenantWorld:
         memberships=memberships,
         read_key=read_key,
         write_key=write_key,
-        extra={"scorecards": scorecards},
+        extra=extra,
     )
 
 
+def add_source_facts(*, tenant: Tenant, partner: Partner) -> dict:
+    """An API-push source with one deal, and a CRM source (synced by hand only) with one finished run."""
+    now = timezone.now()
+    with tenant_scope(tenant):
+        push = DataSource.objects.create(name="API push", kind=SourceKind.API, schedule_minutes=0)
+        deal = Deal.objects.create(
+            source=push,
+            external_id="W-1",
+            partner=partner,
+            name="World deal",
+            amount=Decimal("1000.00"),
+            currency="USD",
+            stage="Proposal",
+            created_on=date(2026, 7, 1),
+            modified_at=now,
+        )
+        crm = DataSource.objects.create(
+            name="CRM", kind=SourceKind.HUBSPOT, schedule_minutes=0, synced_until=now, last_success_at=now
+        )
+        run = SyncRun.objects.create(
+            source=crm, status=SyncStatus.SUCCEEDED, trigger="manual", started_at=now, finished_at=now, until=now
+        )
+    return {"api_source": push, "deal": deal, "crm_source": crm, "sync_run": run}
+
+
 def build_world() -> World:
-    return World(a=build_tenant_world("acme"), b=build_tenant_world("globex"))
+    # Only the other tenant holds source facts: every endpoint then has a foreign row to hide, and
+    # tenant a's sources, deals and runs start empty for the tests that count them.
+    return World(a=build_tenant_world("acme"), b=build_tenant_world("globex", source_facts=True))
