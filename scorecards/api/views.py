@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from partnerhub.integrations.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.api.viewsets import TenantViewSet
 from partnerhub.tenancy.models import ApiKey
@@ -403,11 +404,13 @@ class ObservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         summary="Record many observations",
         description="Every observation is validated first and gets its own result. With `atomic` (the default) "
         "one invalid observation means none is recorded and the answer is 400; without it the valid ones are "
-        "recorded. Repeating a request adds nothing.",
+        "recorded. Repeating a request adds nothing; with the same `Idempotency-Key` it also answers the same.",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=ObservationBulkSerializer,
         responses={200: BulkResultSerializer, 400: BulkResultSerializer},
     )
     @action(detail=False, methods=["post"])
+    @idempotent
     def bulk(self, request):
         envelope = ObservationBulkEnvelopeSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
