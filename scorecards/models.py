@@ -433,3 +433,45 @@ class RecomputeRun(TenantOwnedModel):
         if not self.partners_total:
             return 0
         return int(100 * self.partners_done / self.partners_total)
+
+
+class CheckReview(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Not reviewed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class ObservationCheck(TenantOwnedModel):
+    """The data-health check of one observation: how far it lies from the partner's history and segment.
+
+    Written once per observation (observations are append-only, so a new value gets a new check).
+    A suspect value is reviewed by a manager: accepted, it counts; rejected, it never counts. Until
+    then the tenant's policy (``Tenant.suspect_values_count``) decides. See docs/ingestion.md.
+    """
+
+    partner_path = "partner"
+
+    observation = models.OneToOneField(MetricObservation, on_delete=models.CASCADE, related_name="health_check")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    suspect = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list, blank=True)
+    history_z = models.FloatField(null=True, blank=True)
+    segment_z = models.FloatField(null=True, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+    review = models.CharField(max_length=10, choices=CheckReview.choices, default=CheckReview.UNREVIEWED)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "period", "review"], condition=models.Q(suspect=True), name="check_suspects"
+            ),
+            models.Index(fields=["tenant", "partner", "period"], name="check_partner_period"),
+        ]
