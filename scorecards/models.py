@@ -475,3 +475,132 @@ class ObservationCheck(TenantOwnedModel):
             ),
             models.Index(fields=["tenant", "partner", "period"], name="check_partner_period"),
         ]
+
+
+class CorrectionKind(models.TextChoices):
+    CORRECTION = "correction", "Correction of a value"
+    APPEAL = "appeal", "Appeal of a score"
+
+
+class CorrectionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+def correction_evidence_path(instance: CorrectionRequest, filename: str) -> str:
+    """evidence/<tenant id>/<random name><extension>: the partner's own file name is never a path."""
+    import uuid
+    from pathlib import PurePath
+
+    return f"evidence/{instance.tenant_id}/{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
+
+
+class CorrectionRequestQuerySet(TenantQuerySet):
+    def open(self):
+        return self.filter(status=CorrectionStatus.OPEN)
+
+
+class CorrectionRequest(TenantOwnedModel):
+    """A partner's request to correct an observed value, or appeal of a score, and its decision.
+
+    Nothing here changes data by itself: an approved correction records the proposed value as a new
+    observation (source ``correction``) that supersedes the disputed one, named in
+    ``resulting_observation``. Metric, period and the value at the time are copied so that lists
+    need no joins and the request reads the same after the data has moved on.
+    """
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="correction_requests")
+    kind = models.CharField(max_length=12, choices=CorrectionKind.choices)
+    observation = models.ForeignKey(
+        MetricObservation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="correction_requests",
+        help_text="The value disputed (corrections).",
+    )
+    score = models.ForeignKey(
+        Score, on_delete=models.PROTECT, null=True, blank=True, related_name="appeals", help_text="The score appealed."
+    )
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    period = models.CharField(max_length=PERIOD_KEY_LENGTH)
+    value_at_request = models.DecimalField(
+        max_digits=20, decimal_places=6, help_text="The observed value (corrections) or the total (appeals) then."
+    )
+    proposed_value = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    reason = models.TextField()
+    evidence = models.FileField(upload_to=correction_evidence_path, max_length=255, blank=True)
+    evidence_name = models.CharField(max_length=255, blank=True, help_text="The file's name as the partner sent it.")
+    evidence_type = models.CharField(max_length=100, blank=True, help_text="Content type found in the file itself.")
+    evidence_size = models.PositiveIntegerField(null=True, blank=True, help_text="Bytes.")
+    status = models.CharField(max_length=10, choices=CorrectionStatus.choices, default=CorrectionStatus.OPEN)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, help_text="When it was decided or withdrawn.")
+    decision_comment = models.TextField(blank=True)
+    resulting_observation = models.ForeignKey(
+        MetricObservation, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = TenantScopedManager.from_queryset(CorrectionRequestQuerySet)()
+    all_tenants = UnscopedManager.from_queryset(CorrectionRequestQuerySet)()
+    partner_path = "partner"
+
+    class Meta:
+        ordering = ["requested_at", "pk"]
+        indexes = [
+            models.Index(fields=["tenant", "status", "requested_at"], name="correction_queue"),
+            models.Index(fields=["tenant", "partner", "requested_at"], name="correction_partner"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "observation"],
+                condition=models.Q(status="open", observation__isnull=False),
+                name="correction_one_open_per_observation",
+                violation_error_message="There is already an open correction request for this value.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "score"],
+                condition=models.Q(status="open", score__isnull=False),
+                name="correction_one_open_appeal_per_score",
+                violation_error_message="There is already an open appeal of this score.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    kind="correction",
+                    observation__isnull=False,
+                    score__isnull=True,
+                    metric__isnull=False,
+                    proposed_value__isnull=False,
+                )
+                | models.Q(kind="appeal", observation__isnull=True, score__isnull=False, proposed_value__isnull=True),
+                name="correction_names_what_it_disputes",
+                violation_error_message="A correction names an observation and a proposed value; an appeal a score.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="rejected") | ~models.Q(decision_comment=""),
+                name="correction_rejection_explained",
+                violation_error_message="A rejection says why.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="open", decided_at__isnull=True)
+                | (~models.Q(status="open") & models.Q(decided_at__isnull=False)),
+                name="correction_decided_when_closed",
+                violation_error_message="A closed request records when it was closed.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.metric.name if self.kind == CorrectionKind.CORRECTION and self.metric_id else "score"
+        return f"{self.get_kind_display()} #{self.pk}: {what} {self.period}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == CorrectionStatus.OPEN
