@@ -195,8 +195,11 @@ def _copy_frame(queryset: QuerySet, columns: list[str], dtypes: dict) -> pd.Data
 def observations_frame(
     version: ScorecardVersion, period: str, metrics: pd.DataFrame, *, partner_ids=None, segments=None
 ) -> pd.DataFrame:
-    """Current observations of the period for the version's metrics: partner_id, metric_key, value."""
+    """Current observations of the period for the version's metrics that count: partner_id, metric_key, value."""
+    from scorecards.services.health import counted_observations
+
     queryset = MetricObservation.objects.current().filter(period=period, metric_id__in=list(metrics["metric_id"]))
+    queryset = counted_observations(queryset)  # without rejected values, and suspect ones if the policy says so
     if partner_ids is not None:
         queryset = queryset.filter(partner_id__in=list(partner_ids))
     elif segments is not None:

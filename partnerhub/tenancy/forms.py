@@ -247,3 +247,9 @@ class WorkspaceSettingsForm(forms.Form):
         required=False,
         help_text="Administrators without one are sent to set it up before they can use the portal.",
     )
+    suspect_values_count = forms.BooleanField(
+        label="Suspect values count until reviewed",
+        required=False,
+        help_text="A value far from the partner's history and segment is flagged for review. On: it counts in "
+        "scores meanwhile. Off: it waits out of the scores until a manager accepts it.",
+    )

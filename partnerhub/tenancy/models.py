@@ -36,6 +36,11 @@ class Tenant(models.Model):
     require_mfa_for_admins = models.BooleanField(
         default=False, help_text="Administrators must set up an authenticator app before using the portal."
     )
+    suspect_values_count = models.BooleanField(
+        default=True,
+        help_text="Values the data-health check finds suspect count in scores until a manager reviews them. "
+        "Off: they wait out of the scores until they are accepted.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -59,7 +59,13 @@ def tenant_create(*, name: str, slug: str, fiscal_year_start_month: int = 1, **f
     return tenant
 
 
-TENANT_EDITABLE_FIELDS = ("name", "fiscal_year_start_month", "size_measure_label", "require_mfa_for_admins")
+TENANT_EDITABLE_FIELDS = (
+    "name",
+    "fiscal_year_start_month",
+    "size_measure_label",
+    "require_mfa_for_admins",
+    "suspect_values_count",
+)
 
 
 @transaction.atomic

@@ -47,6 +47,7 @@ from scorecards.models import (
 from scorecards.periods import parse_period
 from scorecards.scoring import ScoringResult, compute_period, explain_change, fingerprint
 from scorecards.selectors import ScoringInputs
+from scorecards.services.health import check_observations
 from scorecards.services.score_writes import COLUMNS, components_text, explanation_text, insert_scores, terms_text
 
 logger = logging.getLogger(__name__)
@@ -560,6 +561,7 @@ def recompute_partner(*, partner: Partner, period: str, reason: str = "correctio
     run = RecomputeRun.objects.create(
         version=version, period=period, status=RecomputeStatus.RUNNING, reason=reason[:200], started_at=timezone.now()
     )
+    check_observations(period=period, partner_ids=[partner.pk])
     inputs = selectors.scoring_inputs(version=version, period=period, segments=[segment], partner_ids=[partner.pk])
     items = inputs.rules.items
     applies = items["applies_to"].map(lambda keys: not keys or segment in keys)
@@ -688,6 +690,7 @@ def run_recompute(*, run_id: int) -> RecomputeRun | None:
         return None
     try:
         with period_lock(version_id=run.version_id, period=run.period):
+            check_observations(period=run.period)  # new values are checked before they are scored
             recompute_period(version=run.version, period=run.period, run=run)
     except Exception as error:
         RecomputeRun.objects.filter(pk=run.pk).update(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from partnerhub.integrations.health import MetricInfo, check_values
+from scorecards.health import MetricInfo, check_values
 
 METRICS = {
     "revenue_won": MetricInfo("Revenue won", "currency"),

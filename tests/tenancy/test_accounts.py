@@ -264,6 +264,7 @@ def test_admin_turns_on_the_mfa_requirement_and_it_is_audited(client, world):
         "fiscal_year_start_month": "4",
         "size_measure_label": "Certified engineers",
         "require_mfa_for_admins": "on",
+        "suspect_values_count": "on",
     }
     response = client.post(SETTINGS, data)
     assert response.status_code == 302
@@ -289,10 +290,26 @@ def test_admin_turns_on_the_mfa_requirement_and_it_is_audited(client, world):
 
 def test_saving_unchanged_settings_writes_no_audit_event(client, world):
     client.force_login(world.a.users["admin"])
-    data = {"name": "Acme", "fiscal_year_start_month": "1", "size_measure_label": "Sales reps"}
+    data = {
+        "name": "Acme",
+        "fiscal_year_start_month": "1",
+        "size_measure_label": "Sales reps",
+        "suspect_values_count": "on",
+    }
     assert client.post(SETTINGS, data).status_code == 302
     with tenant_scope(world.a.tenant):
         assert not AuditEvent.objects.filter(verb="tenant.updated").exists()
+
+
+def test_admin_keeps_suspect_values_out_of_scores_until_reviewed(client, world):
+    client.force_login(world.a.users["admin"])
+    assert "Suspect values count until reviewed" in client.get(SETTINGS).content.decode()
+    data = {"name": "Acme", "fiscal_year_start_month": "1", "size_measure_label": "Sales reps"}
+    assert client.post(SETTINGS, data).status_code == 302
+    assert not Tenant.objects.get(pk=world.a.tenant.pk).suspect_values_count
+    with tenant_scope(world.a.tenant):
+        event = AuditEvent.objects.get(verb="tenant.updated")
+    assert event.changes == {"suspect_values_count": [True, False]}
 
 
 @pytest.mark.parametrize(
