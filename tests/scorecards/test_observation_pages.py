@@ -233,6 +233,30 @@ def test_the_upload_page_explains_the_file_and_lists_recent_uploads(world, manag
     assert "values.csv" in body and "Ready to record" in body
 
 
+def test_the_upload_page_queries_do_not_grow_with_uploads(world, manager):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert manager.get(UPLOAD).status_code == 200
+        return len(ctx.captured_queries)
+
+    def grow(count: int) -> None:
+        with tenant_scope(world.a.tenant):
+            for n in range(count):
+                Upload.objects.create(
+                    file_name=f"file-{n}.csv",
+                    size=1,
+                    sha256=f"{n:064d}",
+                    content=b"x",
+                    uploaded_by=world.a.users["admin"],
+                )
+
+    grow(2)
+    manager.get(UPLOAD)  # the session's first request loads what later ones reuse; measure steady state
+    few = queries()
+    grow(30)
+    assert queries() == few
+
+
 def test_the_template_is_built_from_the_workspaces_metrics_and_a_partner_and_adds_nothing_unchanged(
     world, manager, upload_file
 ):
@@ -468,8 +492,9 @@ def test_another_tenants_upload_answers_404_and_is_left_alone(world, role, djang
         assert getattr(ours, method)(url).status_code == 404, (method, url)
     assert only_upload(world.b).status == UploadStatus.CHECKED
     assert uploaded_values(world.b) == []
-    missing = detail_url(theirs.pk + 1000)
-    assert ours.get(missing).status_code == 404
+    for missing in (theirs.pk + 1000, 10**30):
+        assert ours.get(detail_url(missing)).status_code == 404
+        assert ours.post(detail_url(missing, "observation_upload_commit")).status_code == 404
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(world, upload_file):
