@@ -513,16 +513,17 @@ class CorrectionRequest(TenantOwnedModel):
 
     partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="correction_requests")
     kind = models.CharField(max_length=12, choices=CorrectionKind.choices)
+    # RESTRICT, not PROTECT: deleting a partner deletes its requests together with its data.
     observation = models.ForeignKey(
         MetricObservation,
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="correction_requests",
         help_text="The value disputed (corrections).",
     )
     score = models.ForeignKey(
-        Score, on_delete=models.PROTECT, null=True, blank=True, related_name="appeals", help_text="The score appealed."
+        Score, on_delete=models.RESTRICT, null=True, blank=True, related_name="appeals", help_text="The score appealed."
     )
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     period = models.CharField(max_length=PERIOD_KEY_LENGTH)
@@ -536,9 +537,7 @@ class CorrectionRequest(TenantOwnedModel):
     evidence_type = models.CharField(max_length=100, blank=True, help_text="Content type found in the file itself.")
     evidence_size = models.PositiveIntegerField(null=True, blank=True, help_text="Bytes.")
     status = models.CharField(max_length=10, choices=CorrectionStatus.choices, default=CorrectionStatus.OPEN)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     requested_at = models.DateTimeField(default=timezone.now)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -546,7 +545,7 @@ class CorrectionRequest(TenantOwnedModel):
     decided_at = models.DateTimeField(null=True, blank=True, help_text="When it was decided or withdrawn.")
     decision_comment = models.TextField(blank=True)
     resulting_observation = models.ForeignKey(
-        MetricObservation, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        MetricObservation, on_delete=models.RESTRICT, null=True, blank=True, related_name="+"
     )
 
     objects = TenantScopedManager.from_queryset(CorrectionRequestQuerySet)()

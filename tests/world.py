@@ -14,6 +14,7 @@ from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import ApiKey, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
 from partnerhub.tenancy.services import api_key_create
+from scorecards.models import CorrectionKind, CorrectionRequest, MetricObservation
 from tests.factories import MembershipFactory, PartnerFactory, TenantFactory
 from tests.scorecards.scoring_setup import score_scorecard_world
 from tests.scorecards.world_data import build_scorecard_world
@@ -57,7 +58,7 @@ def build_tenant_world(slug: str, *, source_facts: bool = False) -> TenantWorld:
         write_key = api_key_create(name="write", access="read_write", by=admin)
     scorecards = build_scorecard_world(tenant=tenant, partners=partners, admin=admin)
     score_scorecard_world(tenant=tenant, scorecards=scorecards)
-    extra = {"scorecards": scorecards}
+    extra = {"scorecards": scorecards, "correction_request": add_correction_request(tenant, memberships)}
     if source_facts:
         extra.update(add_source_facts(tenant=tenant, partner=partners[1]))
     return TenantWorld(
@@ -69,6 +70,28 @@ def build_tenant_world(slug: str, *, source_facts: bool = False) -> TenantWorld:
         write_key=write_key,
         extra=extra,
     )
+
+
+def add_correction_request(tenant: Tenant, memberships: dict[str, Membership]) -> CorrectionRequest:
+    """An open correction request of the second partner, for its latest satisfaction value (no audit, no email)."""
+    requester = memberships["other_partner_admin"]
+    with tenant_scope(tenant):
+        observation = (
+            MetricObservation.objects.current()
+            .filter(partner=requester.partner, metric__key="customer_satisfaction")
+            .latest("period")
+        )
+        return CorrectionRequest.objects.create(
+            partner=requester.partner,
+            kind=CorrectionKind.CORRECTION,
+            observation=observation,
+            metric=observation.metric,
+            period=observation.period,
+            value_at_request=observation.value,
+            proposed_value=observation.value + 1,
+            reason="The survey closed after the export.",
+            requested_by=requester.user,
+        )
 
 
 def add_source_facts(*, tenant: Tenant, partner: Partner) -> dict:
