@@ -313,3 +313,85 @@ def distribution_chart(
                 f"{_signed(after - before, 0)}</text>"
             )
     return _svg(width, height, title, body, "chart-distribution")
+
+
+def histogram_chart(
+    bins: Sequence[tuple[float, float, int]],
+    *,
+    title: str,
+    mark: float | None = None,
+    mark_label: str = "",
+    percent: bool = True,
+    width: int = 560,
+    height: int = 200,
+) -> SafeString:
+    """How many fall in each range of a value, as adjacent columns (``(low, high, count)``, in order).
+
+    The completeness of a period's scores, for instance. ``mark`` draws a dashed line at a
+    threshold, labelled ``mark_label``; columns whose range lies wholly below it are drawn in the
+    warning colour. Edges are labelled as percentages of 1 when ``percent``. Each column carries
+    its count in ``data-value`` and its range in ``data-low`` / ``data-high``.
+    """
+    bins = list(bins)
+    left, right, top, bottom = 34, 12, 22, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    body = []
+    if not bins:
+        body.append(
+            f'<text x="{_n(width / 2)}" y="{_n(height / 2)}" text-anchor="middle" fill="{MUTED}">Nothing to show</text>'
+        )
+        return _svg(width, height, title, body, "chart-histogram")
+    low, high = float(bins[0][0]), float(bins[-1][1])
+    span = (high - low) or 1.0
+    most = max([1, *(count for _, _, count in bins)])
+    step = max(1, math.ceil(most / 4))
+    most = step * 4
+
+    def x(value: float) -> float:
+        return left + plot_w * (float(value) - low) / span
+
+    def y(count: float) -> float:
+        return top + plot_h * (1 - count / most)
+
+    def edge(value: float) -> str:
+        return f"{float(value) * 100:.0f}%" if percent else _amount(float(value), 1)
+
+    for tick in range(0, most + 1, step):
+        body.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{_n(y(tick))}" y2="{_n(y(tick))}" stroke="{GRID}"/>'
+            f'<text x="{left - 4}" y="{_n(y(tick) + 4)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
+        )
+    for bin_low, bin_high, count in bins:
+        below = mark is not None and float(bin_high) <= float(mark)
+        colour = BAD if below else ACCENT
+        x0, x1 = x(bin_low), x(bin_high)
+        shown = f"{edge(bin_low)}\u2013{edge(bin_high)}: {count}"
+        body.append(
+            f'<g class="bar{" bar-below" if below else ""}" data-low="{float(bin_low)}" data-high="{float(bin_high)}" '
+            f'data-value="{count}">'
+            f'<rect x="{_n(x0 + 1)}" y="{_n(y(count))}" width="{_n(max(x1 - x0 - 2, 1))}" '
+            f'height="{_n(max(y(0) - y(count), 0))}" rx="2" fill="{colour}"><title>{_text(shown)}</title></rect>'
+            + (
+                f'<text x="{_n((x0 + x1) / 2)}" y="{_n(y(count) - 4)}" text-anchor="middle" '
+                f'fill="{MUTED}">{count}</text>'
+                if count
+                else ""
+            )
+            + "</g>"
+        )
+    edges = [bins[0][0], *(bin_high for _, bin_high, _ in bins)]
+    for value in edges:
+        body.append(
+            f'<text x="{_n(x(value))}" y="{height - 8}" text-anchor="middle" fill="{MUTED}">{_text(edge(value))}</text>'
+        )
+    if mark is not None and low <= float(mark) <= high:
+        label = _text(mark_label or edge(mark))
+        anchor = "end" if x(mark) > width / 2 else "start"
+        offset = -4 if anchor == "end" else 4
+        body.append(
+            f'<g class="mark" data-value="{float(mark)}">'
+            f'<line x1="{_n(x(mark))}" x2="{_n(x(mark))}" y1="{top - 8}" y2="{_n(y(0))}" stroke="{INK}" '
+            f'stroke-width="1.5" stroke-dasharray="4 3"/>'
+            f'<text x="{_n(x(mark) + offset)}" y="{top - 10}" text-anchor="{anchor}" fill="{INK}">{label}</text></g>'
+        )
+    return _svg(width, height, title, body, "chart-histogram")
