@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scorecards import correction_urls, editor_urls, observation_urls, recompute_urls, views
+from scorecards import correction_urls, editor_urls, health_urls, observation_urls, recompute_urls, views
 
 urlpatterns = [
     path("partners/<int:pk>/scorecard/", views.partner_scorecard_page, name="partner_scorecard"),
@@ -12,4 +12,5 @@ urlpatterns = [
     *observation_urls.urlpatterns,
     *recompute_urls.urlpatterns,
     *correction_urls.urlpatterns,
+    *health_urls.urlpatterns,
 ]
