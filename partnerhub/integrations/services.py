@@ -29,6 +29,7 @@ from partnerhub.integrations.connectors import (
     ConfigurationError,
     ConnectorError,
     RateLimited,
+    RetryPolicy,
     TransientError,
 )
 from partnerhub.integrations.facts import record_deal_observations
@@ -51,6 +52,9 @@ from partnerhub.integrations.sync import PartnerMatcher, build_connector, sync_r
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.audit import audit, diff
 from partnerhub.tenancy.models import ApiKey, User
+
+# Someone is waiting on the page: one retry at most, and no long Retry-After slept through.
+CONNECTION_TEST_RETRIES = RetryPolicy(max_attempts=2, rate_limit_attempts=1, max_retry_after=3.0)
 
 # Fields a create or update may set; kind is fixed once created, the sync owns the rest.
 SOURCE_EDITABLE_FIELDS = (
@@ -471,7 +475,9 @@ def source_test_connection(
             False, f"{probe.get_kind_display()} sources have no connection to test.", SyncErrorKind.OTHER
         )
     try:
-        with build_connector(probe, sleep=_bounded_sleep()) as connector:
+        with build_connector(
+            probe, sleep=_bounded_sleep(), timeout=10.0, retry_policy=CONNECTION_TEST_RETRIES
+        ) as connector:
             next(iter(connector.iter_pages(since=timezone.now())), None)
             instance = getattr(connector, "instance_url", None)
     except AuthenticationFailed as error:

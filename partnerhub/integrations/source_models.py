@@ -144,6 +144,9 @@ class PartnerMapping(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "source", "external_ref"], name="partner_mapping_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.external_ref} → {self.partner}"
+
 
 class SyncStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -199,6 +202,9 @@ class SyncRun(TenantOwnedModel):
                 name="one_open_sync_per_source",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source} sync of {self.queued_at:%Y-%m-%d %H:%M}"
 
     @property
     def duration(self) -> timedelta | None:

@@ -43,6 +43,7 @@ from partnerhub.integrations.connectors import (
     DealRecord,
     HubSpotConnector,
     RateLimited,
+    RetryPolicy,
     SalesforceConnector,
     TransientError,
 )
@@ -144,8 +145,18 @@ def source_lock(source: DataSource):
 # --- The connector a source needs --------------------------------------------------------------------
 
 
-def build_connector(source: DataSource, *, sleep: Callable[[float], None] = time.sleep):
-    """The connector configured for ``source``; ``ConfigurationError`` for what is missing."""
+def build_connector(
+    source: DataSource,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 30.0,
+    retry_policy: RetryPolicy | None = None,
+):
+    """The connector configured for ``source``; ``ConfigurationError`` for what is missing.
+
+    ``timeout`` (seconds per request) and ``retry_policy`` let a person waiting on a page (the
+    connection test) get an answer sooner than a background sync would wait.
+    """
     try:
         credentials = source.read_credentials()
     except CredentialsUnreadable as error:
@@ -162,6 +173,8 @@ def build_connector(source: DataSource, *, sleep: Callable[[float], None] = time
             association_label=source.attribution_field if by_label else None,
             overlap=overlap,
             sleep=sleep,
+            timeout=timeout,
+            retry_policy=retry_policy,
         )
     if source.kind == SourceKind.SALESFORCE:
         field = source.attribution_field or "PartnerAccountId"
@@ -174,6 +187,8 @@ def build_connector(source: DataSource, *, sleep: Callable[[float], None] = time
             partner_field=field,
             overlap=overlap,
             sleep=sleep,
+            timeout=timeout,
+            retry_policy=retry_policy,
         )
     raise ConfigurationError(f"{source.get_kind_display()} sources are not pulled.")
 
