@@ -211,7 +211,7 @@ def _amount(item: dict, problems: _Problems) -> Decimal | None:
 
 
 def _partner_id(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
+    if isinstance(value, str) and value.isascii() and value.strip().isdigit() and len(value.strip()) < 20:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value

@@ -161,9 +161,15 @@ def idempotent_request_claim(*, principal: str, key: str, endpoint: str, request
 
 
 def idempotent_request_complete(*, row: IdempotentRequest, response_status: int, body: str) -> None:
-    """Store the answer of the request that holds ``row`` (in the request's own transaction)."""
+    """Store the answer of the request that holds ``row`` (in the request's own transaction).
+
+    A request that ran past ``ABANDONED_AFTER`` may have lost its key to a retry meanwhile; its
+    work still stands, only its answer is not kept.
+    """
     row.response_status, row.response_body, row.completed_at = response_status, body, timezone.now()
-    row.save(update_fields=["response_status", "response_body", "completed_at"])
+    IdempotentRequest.objects.filter(pk=row.pk, response_status__isnull=True).update(
+        response_status=row.response_status, response_body=row.response_body, completed_at=row.completed_at
+    )
 
 
 def idempotent_request_release(*, row: IdempotentRequest) -> None:

@@ -269,6 +269,7 @@ def test_without_atomic_the_valid_deals_are_recorded_and_the_invalid_ones_report
          "(partner_ref)."),
         ({"partner": True}, "partner", "Give the partner's PartnerHub id as a whole number."),
         ({"partner": 10**30}, "partner", "Give the partner's PartnerHub id as a whole number."),
+        ({"partner": "9" * 5000}, "partner", "Give the partner's PartnerHub id as a whole number."),
         ({"partner": 999_999}, "partner", "There is no partner with this id."),
         ({"name": "n" * 256}, "name", "Keep this to 255 characters; it has 256."),
         ({"name": "bad\x00name"}, "name", "This text contains a NUL character, which cannot be stored."),
