@@ -447,7 +447,8 @@ def check_review_page(request, pk: int):
         "layout": layout,
         "can_review": True,
         "next": _safe_next(request, fallback),
-        "errors": _form_messages(form) if form.is_bound else [],
+        # The note's own problems show by the field; the rest above the form.
+        "errors": [message for name, errors in form.errors.items() if name != "note" for message in errors],
         "suspects_count_in_scores": request.tenant.suspect_values_count,
     }
     return render(request, "scorecards/health/review.html", context, status=400 if form.errors else 200)
