@@ -198,6 +198,10 @@ def observations_frame(
     """Current observations of the period for the version's metrics that count: partner_id, metric_key, value."""
     from scorecards.services.health import counted_observations
 
+    if metrics.empty:  # a version without items has no inputs (and COPY cannot run an empty IN)
+        return pd.DataFrame({"partner_id": [], "metric_key": [], "value": []}).astype(
+            {"partner_id": "int64", "metric_key": str, "value": "float64"}
+        )[OBSERVATION_COLUMNS]
     queryset = MetricObservation.objects.current().filter(period=period, metric_id__in=list(metrics["metric_id"]))
     queryset = counted_observations(queryset)  # without rejected values, and suspect ones if the policy says so
     if partner_ids is not None:

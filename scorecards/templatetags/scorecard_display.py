@@ -117,11 +117,13 @@ def rubric_words(item) -> str:
     if item.floor == item.target:
         return f"{cap} points at {target} or better, otherwise 0."
     worse = "or below" if item.floor < item.target else "or above"
-    better = "or above" if item.floor < item.target else "or below"
-    return (
-        f"0 points at {floor} {worse}, 100 points at {target}, in a straight line in between; "
-        f"values {better} the target give at most {cap} points."
+    beyond = "above" if item.floor < item.target else "below"
+    past_target = (
+        f"values {beyond} the target keep earning in the same line, up to {cap} points."
+        if item.cap is not None and item.cap > 100
+        else f"values {beyond} the target also give {cap} points."
     )
+    return f"0 points at {floor} {worse}, 100 points at {target}, in a straight line in between; {past_target}"
 
 
 @register.filter

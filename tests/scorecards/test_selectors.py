@@ -125,3 +125,12 @@ def test_a_baseline_comparison_shows_the_difference_in_total_and_per_metric(tena
     metrics = {row["metric_key"]: row for row in comparison["metrics"]}
     assert metrics["revenue_won"]["current"] - metrics["revenue_won"]["baseline"] == 15
     assert metrics["win_rate"]["current"] == metrics["win_rate"]["baseline"]
+
+
+def test_a_version_without_items_has_no_inputs_on_either_database(tenant):
+    version = active_version(segments=("reseller",))
+
+    inputs = scoring_inputs(version=version, period=Q1, metric_keys=[])
+
+    assert inputs.observations.empty
+    assert list(inputs.observations.columns) == ["partner_id", "metric_key", "value"]
