@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from partnerhub.integrations.api.views import DataSourceViewSet, DealViewSet, SyncRunViewSet
 from partnerhub.partners.api.views import PartnerViewSet
+from scorecards.api.corrections import CorrectionRequestViewSet
 from scorecards.api.scores import ScoreViewSet, SegmentBenchmarkViewSet
 from scorecards.api.views import (
     MetricViewSet,
@@ -25,3 +26,4 @@ router.register("observations", ObservationViewSet, basename="observation")
 router.register("deals", DealViewSet, basename="deal")
 router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
+router.register("corrections", CorrectionRequestViewSet, basename="correction")

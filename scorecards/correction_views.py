@@ -363,16 +363,27 @@ def correction_evidence(request, pk: int):
     elif not membership.is_internal:
         raise PermissionDenied("Your role does not include evidence files.")
     found = get_object_or_404(queryset, pk=pk)
+    response = evidence_response(found)
+    if response is None:
+        raise Http404("The evidence file is no longer stored.")
+    return response
+
+
+def evidence_response(found: CorrectionRequest) -> FileResponse | None:
+    """The evidence file as a download (never shown inline); None when the file is gone from storage.
+
+    The name is the partner's own, with the extension of the kind the content was found to be;
+    the content type is that kind's, and browsers are told not to guess another.
+    """
     try:
         handle = found.evidence.open("rb")
-    except (FileNotFoundError, OSError):
-        raise Http404("The evidence file is no longer stored.") from None
-    stored = PurePath(found.evidence.name)
+    except OSError:
+        return None
     stem = PurePath(found.evidence_name).stem[:100] or f"evidence-{found.pk}"
     response = FileResponse(
         handle,
         as_attachment=True,
-        filename=f"{stem}{stored.suffix}",
+        filename=f"{stem}{PurePath(found.evidence.name).suffix}",
         content_type=found.evidence_type or "application/octet-stream",
     )
     response["X-Content-Type-Options"] = "nosniff"
