@@ -16,7 +16,7 @@ from django.db import models
 from django.utils import timezone
 
 from partnerhub.integrations import secrets
-from partnerhub.tenancy.models import TenantOwnedModel
+from partnerhub.tenancy.models import Tenant, TenantOwnedModel
 
 
 class SourceKind(models.TextChoices):
@@ -218,10 +218,14 @@ class Deal(TenantOwnedModel):
 
     partner_path = "partner"
 
-    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="deals")
+    # Deals arrive by the million: each index costs every upsert. Lookups go through the composite
+    # indexes below (every query carries the tenant), so the foreign keys get no index of their own;
+    # deleting a source, partner, run or upload (rare) scans instead.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False)
+    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="deals", db_index=False)
     external_id = models.CharField(max_length=64)
     partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="deals"
+        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="deals", db_index=False
     )
     partner_ref = models.CharField(max_length=200, blank=True, help_text="The partner as the source names it.")
     name = models.CharField(max_length=255, blank=True)
@@ -234,9 +238,11 @@ class Deal(TenantOwnedModel):
     close_date = models.DateField(null=True, blank=True)
     modified_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted or archived at the source.")
-    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sync_run = models.ForeignKey(
+        SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     upload = models.ForeignKey(
-        "integrations.Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "integrations.Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -248,8 +254,7 @@ class Deal(TenantOwnedModel):
             models.CheckConstraint(condition=models.Q(won=False) | models.Q(closed=True), name="deal_won_is_closed"),
         ]
         indexes = [
-            models.Index(fields=["tenant", "partner", "created_on"], name="deal_partner_created"),
-            models.Index(fields=["tenant", "partner", "close_date"], name="deal_partner_closed"),
+            models.Index(fields=["tenant", "partner"], name="deal_partner"),
             models.Index(
                 fields=["tenant", "source", "partner_ref"],
                 condition=models.Q(partner__isnull=True),
