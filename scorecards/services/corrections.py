@@ -256,7 +256,7 @@ def request_values(request: CorrectionRequest) -> tuple[str, str]:
 def _lock_request(request: CorrectionRequest) -> CorrectionRequest:
     """The request as stored now, locked: two people deciding at once are serialized here."""
     return (
-        CorrectionRequest.objects.select_for_update()
+        CorrectionRequest.objects.select_for_update(of=("self",))
         .select_related("partner", "metric", "observation", "score", "requested_by")
         .get(pk=request.pk)
     )
@@ -406,7 +406,7 @@ def correction_request(
         raise Http404("No such value.")
     _require_requester(by, observation.partner_id)
     observation = (
-        MetricObservation.objects.select_for_update()
+        MetricObservation.objects.select_for_update(of=("self",))
         .select_related("partner", "partner__manager", "metric")
         .get(pk=observation.pk)
     )
@@ -467,7 +467,7 @@ def appeal_request(*, score: Score, reason: Any, evidence: UploadedFile | None =
     if score.tenant_id != current_tenant_id():
         raise Http404("No such score.")
     _require_requester(by, score.partner_id)
-    score = Score.objects.select_for_update().select_related("partner", "partner__manager").get(pk=score.pk)
+    score = Score.objects.select_for_update(of=("self",)).select_related("partner", "partner__manager").get(pk=score.pk)
     if not score.is_current:
         raise ValidationError(
             "This score has been recomputed since you opened the page; appeal the score in force.", code="superseded"
@@ -549,7 +549,7 @@ def request_decide(*, request: CorrectionRequest, approve: bool, comment: Any = 
     extra: dict[str, list[Any]] = {}
     status = CorrectionStatus.APPROVED if approve else CorrectionStatus.REJECTED
     if approve and request.kind == CorrectionKind.CORRECTION:
-        disputed = MetricObservation.objects.select_for_update().get(pk=request.observation_id)
+        disputed = MetricObservation.objects.select_for_update(of=("self",)).get(pk=request.observation_id)
         if disputed.superseded_by_id is not None:
             raise ValidationError(SUPERSEDED_MEANWHILE, code="superseded")
         _recompute_partner_on_commit(request, reason=f"correction #{request.pk}")
