@@ -1,4 +1,4 @@
-"""Recording metric observations: by hand, in bulk through the API, and from CSV uploads.
+"""Recording metric observations: by hand, in bulk through the API, and from uploaded CSV and XLSX files.
 
 Observations are append-only. A new value for a (partner, metric, period) that already has one
 is a new row, and the row it replaces gets ``superseded_by`` pointing at it; nothing else about a
@@ -16,10 +16,8 @@ it has been corrected since. So an upload or an API call repeated after a timeou
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -32,6 +30,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from partnerhub.integrations.tabular import Columns, TableError, map_rows, read_table
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_scope, current_tenant_id, tenant_scope
@@ -652,13 +651,14 @@ def observations_bulk_record(
     return BulkResult(statuses=statuses, observations=observations, errors=errors, written=bool(valid))
 
 
-# --- CSV upload --------------------------------------------------------------------------------------
+# --- File upload --------------------------------------------------------------------------------------
 
 PARTNER_COLUMNS = ("partner", "partner_id")
 REQUIRED_COLUMNS = ("metric", "period", "value")
 OPTIONAL_COLUMNS = ("note",)
 KNOWN_COLUMNS = (*PARTNER_COLUMNS, *REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 COLUMNS_HELP = "partner (a name, HubSpot or Salesforce id) or partner_id, metric, period, value and an optional note"
+COLUMNS = Columns(required=REQUIRED_COLUMNS, optional=OPTIONAL_COLUMNS, one_of=PARTNER_COLUMNS, help=COLUMNS_HELP)
 
 
 @dataclass
@@ -673,6 +673,7 @@ class ImportResult:
     periods: list[str] = field(default_factory=list)
     dry_run: bool = False
     source_ref: str = ""
+    notes: list[str] = field(default_factory=list)  # what reading the file says, such as which sheet was read
 
     @property
     def written(self) -> bool:
@@ -690,34 +691,6 @@ def _read_bytes(file: BinaryIO | bytes) -> bytes:
         file.seek(0)
     data = file.read(MAX_UPLOAD_BYTES + 1)
     return data.encode() if isinstance(data, str) else data
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError("The file is UTF-16 text; save it as “CSV UTF-8” from your spreadsheet and upload it again.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"The file is not UTF-8 text (byte {error.start + 1} cannot be read); save it as “CSV UTF-8” "
-            "from your spreadsheet and upload it again."
-        ) from None
-
-
-def _header_key(name: str) -> str:
-    return "_".join(name.strip().lower().split())
-
-
-def _dialect(text: str) -> str:
-    """The delimiter: the one that makes the first line name the known columns (Excel may use ;)."""
-    first_line = text.split("\n", 1)[0]
-    best, best_known = ",", -1
-    for delimiter in (",", ";", "\t"):
-        names = next(csv.reader([first_line], delimiter=delimiter), [])
-        known = sum(_header_key(name) in KNOWN_COLUMNS for name in names)
-        if known > best_known:
-            best, best_known = delimiter, known
-    return best
 
 
 def _partner_resolver(rows: list[dict[str, str]]) -> Callable[[dict[str, str]], tuple[Partner | None, str, str]]:
@@ -759,55 +732,6 @@ def _partner_resolver(rows: list[dict[str, str]]) -> Callable[[dict[str, str]], 
     return resolve
 
 
-def _parse_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[EntryError]]:
-    """Data rows with their row numbers (the header is row 1, like in a spreadsheet), or file errors."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(text))
-    try:
-        header = next(reader, None)
-    except csv.Error as error:
-        return [], [EntryError(1, "", f"The header row cannot be read: {error}.")]
-    if not header or not any(name.strip() for name in header):
-        return [], [EntryError(None, "", f"The file is empty; the first row names the columns: {COLUMNS_HELP}.")]
-    names = [_header_key(name) for name in header]
-    problems = []
-    unknown = [name for name in names if name not in KNOWN_COLUMNS]
-    if unknown:
-        problems.append(EntryError(1, "", f"Unknown column “{unknown[0]}”; the columns are {COLUMNS_HELP}."))
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        problems.append(EntryError(1, repeated[0], f"The column “{repeated[0]}” appears more than once."))
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
-    if not any(name in names for name in PARTNER_COLUMNS):
-        missing.insert(0, "partner")
-    if missing:
-        problems.append(EntryError(1, "", f"Missing column: {', '.join(missing)}. The columns are {COLUMNS_HELP}."))
-    if problems:
-        return [], problems
-    rows, errors = [], []
-    number = 1
-    try:
-        for cells in reader:
-            number += 1
-            if not any(cell.strip() for cell in cells):
-                continue  # blank lines are skipped, but keep their numbers
-            if len(rows) >= MAX_UPLOAD_ROWS:
-                message = f"The file has more than {MAX_UPLOAD_ROWS:,} rows; split it into smaller files."
-                return [], [EntryError(None, "", message)]
-            if len(cells) < len(names) and all(name in OPTIONAL_COLUMNS for name in names[len(cells) :]):
-                cells = [*cells, *[""] * (len(names) - len(cells))]  # trailing optional cells left out
-            if len(cells) != len(names):
-                errors.append(
-                    EntryError(number, "", f"This row has {len(cells)} values; the header names {len(names)} columns.")
-                )
-                continue
-            rows.append((number, dict(zip(names, cells, strict=True))))
-    except csv.Error as error:
-        errors.append(EntryError(number + 1, "", f"This row cannot be read: {error}."))
-    if not rows and not errors:
-        errors.append(EntryError(None, "", "The file has a header but no rows."))
-    return rows, errors
-
-
 def _error_order(error: EntryError) -> tuple[int, int]:
     column = KNOWN_COLUMNS.index(error.field) if error.field in KNOWN_COLUMNS else -1
     return (error.position or 0, column)
@@ -821,8 +745,9 @@ def observations_import_csv(
     dry_run: bool = False,
     progress: Progress | None = None,
     audit_target: models.Model | None = None,
+    name: str = "",
 ) -> ImportResult:
-    """Record the observations of a CSV file, all of them or none.
+    """Record the observations of a CSV or XLSX file (:mod:`partnerhub.integrations.tabular`), all of them or none.
 
     Every row is validated first; any error means nothing is written and every problem is
     reported with its row (the header is row 1), column and reason. ``dry_run`` reports what an
@@ -832,6 +757,7 @@ def observations_import_csv(
     checked and, unless this is a dry run, once more when it is written, so ``total`` is the
     number of rows (dry run) or twice that. A file that adds values writes one audit event,
     ``observations.imported``, on ``audit_target`` (the stored upload) or else the workspace.
+    ``name`` (by default the file's own) tells an old .xls workbook from a CSV file.
     """
     data = _read_bytes(file)
     if len(data) > MAX_UPLOAD_BYTES:
@@ -841,13 +767,15 @@ def observations_import_csv(
         )
     if not data.strip():
         return _file_error(f"The file is empty; the first row names the columns: {COLUMNS_HELP}.", dry_run=dry_run)
-    try:
-        text = _decode(data)
-    except ValueError as error:
-        return _file_error(str(error), dry_run=dry_run)
+    name = name or str(getattr(file, "name", "") or "")
     source_ref = f"upload:sha256:{hashlib.sha256(data).hexdigest()}"
-    rows, errors = _parse_rows(text)
-    result = ImportResult(rows=len(rows), dry_run=dry_run, source_ref=source_ref)
+    try:
+        table = read_table(data, name=name, max_rows=MAX_UPLOAD_ROWS, known=KNOWN_COLUMNS)
+    except TableError as error:
+        return ImportResult(errors=[EntryError(error.row, "", error.message)], dry_run=dry_run, source_ref=source_ref)
+    rows, problems = map_rows(table, COLUMNS)
+    errors = [EntryError(problem.row, problem.column, problem.message) for problem in problems]
+    result = ImportResult(rows=len(rows), dry_run=dry_run, source_ref=source_ref, notes=table.notes)
     counter = _Counter(progress, len(rows) * (1 if dry_run else 2))
     if progress is not None:
         progress(0, counter.total)
