@@ -218,11 +218,19 @@ class Deal(TenantOwnedModel):
 
     partner_path = "partner"
 
-    # Deals arrive by the million: each index costs every upsert. Lookups go through the composite
-    # indexes below (every query carries the tenant), so the foreign keys get no index of their own;
-    # deleting a source, partner, run or upload (rare) scans instead.
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False)
-    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="deals", db_index=False)
+    # Deals arrive by the million: each index and each foreign-key check costs every upsert.
+    # Lookups go through the composite indexes below (every query carries the tenant), so the
+    # foreign keys get no index of their own; deleting a source, partner, run or upload (rare)
+    # scans instead. The tenant and the source are not checked row by row either: row-level
+    # security already holds every row to the current tenant (its WITH CHECK), the writers take the
+    # source from the tenant's own sources, and deleting either goes through the ORM, which
+    # cascades or protects as declared.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False, db_constraint=False
+    )
+    source = models.ForeignKey(
+        DataSource, on_delete=models.PROTECT, related_name="deals", db_index=False, db_constraint=False
+    )
     external_id = models.CharField(max_length=64)
     partner = models.ForeignKey(
         "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="deals", db_index=False

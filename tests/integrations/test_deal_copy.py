@@ -1,0 +1,175 @@
+"""Large deal files upserted set-based on PostgreSQL: every problem by row and column, all or nothing."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from decimal import Decimal
+
+import pytest
+
+from partnerhub.integrations.deal_copy import deals_copy_upsert
+from partnerhub.integrations.source_models import DataSource, Deal, PartnerMapping, PartnerMatch, SourceKind
+from partnerhub.tenancy.context import tenant_scope
+
+pytestmark = pytest.mark.postgres
+
+HEADER = "external_id,partner,name,amount,currency,stage,closed,won,created_on,close_date\n"
+
+
+def csv(*lines: str, header: str = HEADER) -> io.BytesIO:
+    return io.BytesIO((header + "".join(f"{line}\n" for line in lines)).encode())
+
+
+@pytest.fixture
+def setting(world):
+    with tenant_scope(world.a.tenant):
+        first, second = world.a.partners
+        first.salesforce_account_id = "001A0000001"
+        first.save()
+        source = DataSource.objects.create(
+            name="Deal files", kind=SourceKind.FILE, partner_match=PartnerMatch.SALESFORCE_ACCOUNT_ID
+        )
+        PartnerMapping.objects.create(source=source, external_ref="LEGACY-7", partner=second)
+        yield {"world": world, "source": source, "first": first, "second": second}
+
+
+GOOD = (
+    "D-1,001A0000001,Renewal,1200.50,usd,Closed Won,true,true,2026-07-01,2026-08-15",
+    "D-2,LEGACY-7,New logo,300,USD,Negotiation,false,false,2026-07-02,",
+    "D-3,001ZZZ,Unknown partner,99.99,EUR,Closed Lost,true,false,2026-07-03,2026-07-30",
+)
+
+
+def test_a_file_of_deals_is_stored_matched_and_counted(setting):
+    result = deals_copy_upsert(file=csv(*GOOD), source=setting["source"])
+
+    assert result.errors == []
+    assert (result.rows, result.created, result.updated, result.unchanged, result.unmatched) == (3, 3, 0, 0, 1)
+    deals = {deal.external_id: deal for deal in Deal.objects.filter(source=setting["source"])}
+    assert deals["D-1"].partner == setting["first"] and deals["D-1"].amount == Decimal("1200.50")
+    assert deals["D-1"].currency == "USD" and deals["D-1"].won and deals["D-1"].close_date == datetime.date(2026, 8, 15)
+    assert deals["D-2"].partner == setting["second"]  # through the mapping
+    assert deals["D-3"].partner is None and deals["D-3"].partner_ref == "001ZZZ"
+    assert result.partner_ids == {setting["first"].pk, setting["second"].pk}
+    assert datetime.date(2026, 8, 15) in result.days and datetime.date(2026, 7, 2) in result.days
+
+
+def test_the_same_file_again_changes_nothing_and_a_change_is_one_update(setting):
+    deals_copy_upsert(file=csv(*GOOD), source=setting["source"])
+    again = deals_copy_upsert(file=csv(*GOOD), source=setting["source"])
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert again.partner_ids == set()
+
+    moved = GOOD[0].replace("2026-08-15", "2026-10-02").replace("1200.50", "1300")
+    changed = deals_copy_upsert(file=csv(moved, *GOOD[1:]), source=setting["source"])
+    assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 2)
+    assert {datetime.date(2026, 8, 15), datetime.date(2026, 10, 2)} <= changed.days  # the old period too
+    assert Deal.objects.get(external_id="D-1").amount == Decimal("1300.00")
+    assert Deal.objects.filter(source=setting["source"]).count() == 3
+
+
+def test_unreadable_values_name_their_row_and_column_and_nothing_is_written(setting):
+    result = deals_copy_upsert(
+        file=csv(GOOD[0], "D-2,x,Bad day,10,USD,Open,false,false,2026-13-01,"), source=setting["source"]
+    )
+    assert len(result.errors) == 1
+    error = result.errors[0]
+    assert (error.row, error.column) == (3, "created_on")
+    assert error.message == "“2026-13-01” is not a day of the calendar."
+    assert not Deal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "column", "advice"),
+    [
+        ('D-1,x,Amount,"1,200",USD,Open,false,false,2026-07-01,', "amount", "plain numbers"),
+        ("D-1,x,Amount,$12,USD,Open,false,false,2026-07-01,", "amount", "plain numbers"),
+        ("D-1,x,Flag,12,USD,Open,maybe,false,2026-07-01,", "closed", "true or false"),
+        ("D-1,x,Day,12,USD,Lost,true,false,2026-07-01,01/08/2026", "close_date", "YYYY-MM-DD"),
+    ],
+)
+def test_malformed_values_get_advice(setting, line, column, advice):
+    result = deals_copy_upsert(file=csv(line), source=setting["source"])
+    assert [(error.row, error.column) for error in result.errors] == [(2, column)]
+    assert advice in result.errors[0].message
+    assert not Deal.objects.exists()
+
+
+def test_a_deal_named_twice_is_reported_on_its_second_row(setting):
+    result = deals_copy_upsert(file=csv(GOOD[0], GOOD[1], GOOD[0]), source=setting["source"])
+    assert [(error.row, error.column) for error in result.errors] == [(4, "external_id")]
+    assert "appears earlier in the file" in result.errors[0].message
+    assert not Deal.objects.exists()
+
+
+def test_every_rule_a_type_cannot_hold_is_reported_by_row_and_column(setting):
+    result = deals_copy_upsert(
+        file=csv(
+            ",x,No id,10,USD,Open,false,false,2026-07-01,",
+            "D-2,x,Won but open,10,USD,Won,false,true,2026-07-01,",
+            "D-3,x,Closed without a day,10,USD,Lost,true,false,2026-07-01,",
+            "D-4,x,Negative,-5,USD,Open,false,false,2026-07-01,",
+            "D-5,x,Bad currency,5,DOLLARS,Open,false,false,2026-07-01,",
+            "D-6,x,Day first,5,USD,Lost,true,false,2026-07-10,10/07/2026",
+            "D-7,x,No creation day,5,USD,Open,false,false,,",
+        ),
+        source=setting["source"],
+    )
+    assert [(error.row, error.column) for error in result.errors] == [
+        (2, "external_id"),
+        (3, "won"),
+        (4, "close_date"),
+        (5, "amount"),
+        (6, "currency"),
+        (7, "close_date"),
+        (8, "created_on"),
+    ]
+    assert not Deal.objects.exists()
+    assert result.errors[5].message == "Write dates as YYYY-MM-DD, e.g. 2026-07-01."
+
+
+def test_a_close_before_the_creation_is_refused(setting):
+    result = deals_copy_upsert(
+        file=csv("D-6,x,Closed before created,5,USD,Lost,true,false,2026-07-10,2026-07-01"), source=setting["source"]
+    )
+    assert [(error.row, error.column, error.message) for error in result.errors] == [
+        (2, "close_date", "The close date is before the creation date.")
+    ]
+
+
+def test_a_header_that_is_not_the_template_is_refused(setting):
+    result = deals_copy_upsert(file=csv(GOOD[0], header="id,partner,name\n"), source=setting["source"])
+    assert len(result.errors) == 1 and result.errors[0].row == 1
+    assert not Deal.objects.exists()
+
+
+def test_text_that_is_not_utf8_is_refused_with_its_row(setting):
+    latin = HEADER.encode() + "D-1,x,Café,10,USD,Open,false,false,2026-07-01,\n".encode("latin-1")
+    result = deals_copy_upsert(file=io.BytesIO(latin), source=setting["source"])
+    assert len(result.errors) == 1 and result.errors[0].row == 2
+    assert "UTF8" in result.errors[0].message or "encoding" in result.errors[0].message
+    assert not Deal.objects.exists()
+
+
+def test_a_byte_order_mark_is_read_past(setting):
+    data = b"\xef\xbb\xbf" + (HEADER + GOOD[0] + "\n").encode()
+    result = deals_copy_upsert(file=io.BytesIO(data), source=setting["source"])
+    assert result.errors == [] and result.created == 1
+
+
+def test_a_file_with_no_rows_is_refused(setting):
+    result = deals_copy_upsert(file=csv(), source=setting["source"])
+    assert [error.message for error in result.errors] == ["The file has a header but no rows."]
+
+
+def test_another_tenants_deals_with_the_same_ids_are_their_own(setting):
+    deals_copy_upsert(file=csv(*GOOD), source=setting["source"])
+    world = setting["world"]
+    with tenant_scope(world.b.tenant):
+        source = DataSource.objects.create(name="Deal files", kind=SourceKind.FILE)
+        result = deals_copy_upsert(file=csv(*GOOD), source=source)
+        assert (result.created, result.unmatched) == (3, 3)
+        assert Deal.objects.filter(external_id="D-1").count() == 1
+    assert Deal.objects.filter(external_id="D-1").count() == 1
+    assert Deal.objects.get(external_id="D-1").partner == setting["first"]
