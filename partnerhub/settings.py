@@ -77,6 +77,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "partnerhub.tenancy.context_processors.workspace",
+                "scorecards.correction_views.open_requests_link",
             ],
         },
     }

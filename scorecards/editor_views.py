@@ -201,7 +201,7 @@ def _render_version(request, version: ScorecardVersion, *, settings_form=None, a
     """The version page; ``action`` is (name, bound form) of a governance step that was refused."""
     is_admin = _is_admin(request)
     context = {
-        "nav": "scorecards",
+        "nav": "scorecard_editor",
         **_workbench_context(request, version, add_form=add_form),
         "is_admin": is_admin,
         "is_proposer": version.proposed_by_id == request.user.pk,
@@ -286,7 +286,7 @@ def editor_index(request):
         .order_by("-number")
     )
     scorecards = Scorecard.objects.prefetch_related(Prefetch("versions", queryset=versions)).order_by("name")
-    context = {"nav": "scorecards", "scorecards": scorecards, "is_admin": _is_admin(request)}
+    context = {"nav": "scorecard_editor", "scorecards": scorecards, "is_admin": _is_admin(request)}
     return render(request, "scorecards/editor/index.html", context)
 
 
@@ -312,7 +312,7 @@ def scorecard_new(request):
         else:
             messages.success(request, f"{scorecard.name} is created; add the metrics of its first draft.")
             return redirect(_version_url(draft))
-    return render(request, "scorecards/editor/new_scorecard.html", {"nav": "scorecards", "form": form})
+    return render(request, "scorecards/editor/new_scorecard.html", {"nav": "scorecard_editor", "form": form})
 
 
 @transaction.atomic
@@ -467,7 +467,7 @@ def item_edit(request, pk: int):
             add_service_errors(form, error)
         else:
             return _item_saved(request, version, f"{item.metric.name} is saved.")
-    context = {"nav": "scorecards", "version": version, "item": item, "form": form}
+    context = {"nav": "scorecard_editor", "version": version, "item": item, "form": form}
     if request.htmx:
         response = render(request, "scorecards/editor/_item_edit_row.html", context)
         if request.method == "POST":
@@ -486,7 +486,7 @@ def item_delete(request, pk: int):
     if not version.is_editable:
         return _no_longer_a_draft(request, version)
     if request.method == "GET":
-        return render(request, "scorecards/editor/item_remove.html", {"nav": "scorecards", "item": item})
+        return render(request, "scorecards/editor/item_remove.html", {"nav": "scorecard_editor", "item": item})
     name = item.metric.name
     try:
         item_remove(item=item, by=request.user)
@@ -608,7 +608,7 @@ def version_discard_view(request, pk: int):
     if not version.is_editable:
         return _no_longer_a_draft(request, version)
     if request.method == "GET":
-        return render(request, "scorecards/editor/version_discard.html", {"nav": "scorecards", "version": version})
+        return render(request, "scorecards/editor/version_discard.html", {"nav": "scorecard_editor", "version": version})
     try:
         version_discard(version=version, by=request.user)
     except ValidationError as error:
@@ -637,7 +637,7 @@ def version_preview(request, pk: int):
             after_label=f"Under version {version.number}",
         )
     context = {
-        "nav": "scorecards",
+        "nav": "scorecard_editor",
         "version": version,
         "preview": preview,
         "periods": preview_periods(version),

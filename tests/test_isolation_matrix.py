@@ -78,6 +78,7 @@ def test_no_api_endpoint_reveals_another_tenants_or_partners_rows(world, prefix,
 def page_urls(world):
     """Every portal page, with the roles that may open it."""
     a_partner, a_other, b_partner = world.a.partners[0], world.a.partners[1], world.b.partners[0]
+    a_version, b_version = world.a.extra["scorecards"].version, world.b.extra["scorecards"].version
     return [
         (reverse("partner_list"), set(INTERNAL)),
         (reverse("partner_create"), {"admin", "partner_manager"}),
@@ -94,10 +95,39 @@ def page_urls(world):
         (reverse("scorecard_rules"), set(INTERNAL)),
         (reverse("portal_scorecard"), set(PARTNER)),
         (reverse("portal_rules"), set(PARTNER)),
+        # The scorecard editor and recomputes
+        (reverse("scorecard_editor"), set(INTERNAL)),
+        (reverse("scorecard_editor_version", args=[a_version.pk]), set(INTERNAL)),
+        (reverse("scorecard_editor_new"), {"admin"}),
+        (reverse("scorecard_editor_preview", args=[a_version.pk]), {"admin"}),
+        (reverse("recompute_list"), set(INTERNAL)),
+        # Observations and uploads
+        (reverse("observation_list"), {"admin", "partner_manager"}),
+        (reverse("observation_create"), {"admin", "partner_manager"}),
+        (reverse("observation_upload"), {"admin", "partner_manager"}),
+        (reverse("observation_upload_template"), {"admin", "partner_manager"}),
+        # Data sources and data health
+        (reverse("data_source_list"), set(INTERNAL)),
+        (reverse("unmatched_queue"), set(INTERNAL)),
+        (reverse("data_source_new"), {"admin"}),
+        (reverse("data_health") + "?scope=all", set(INTERNAL)),
+        (reverse("partner_data_health", args=[a_partner.pk]), set(INTERNAL)),
+        (reverse("partner_data_health", args=[a_other.pk]), set(INTERNAL)),
+        # Corrections and appeals
+        (reverse("correction_queue"), {"admin", "partner_manager"}),
+        (reverse("portal_data"), set(PARTNER)),
+        (reverse("correction_portal_requests"), set(PARTNER)),
     ], [
         reverse("partner_detail", args=[b_partner.pk]),
         reverse("partner_edit", args=[b_partner.pk]),
         reverse("partner_scorecard", args=[b_partner.pk]),
+        reverse("scorecard_editor_version", args=[b_version.pk]),
+        reverse("partner_data_health", args=[b_partner.pk]),
+        reverse("data_source_detail", args=[world.b.extra["crm_source"].pk]),
+        reverse("data_source_edit", args=[world.b.extra["crm_source"].pk]),
+        reverse("mapping_list", args=[world.b.extra["crm_source"].pk]),
+        reverse("sync_run_progress", args=[world.b.extra["sync_run"].pk]),
+        reverse("correction_evidence", args=[world.b.extra["correction_request"].pk]),
     ]
 
 

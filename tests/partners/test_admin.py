@@ -301,6 +301,7 @@ def test_superusers_edit_tenants_and_the_change_is_audited_in_that_tenant(client
         "slug": tenant.slug,
         "fiscal_year_start_month": "4",
         "size_measure_label": tenant.size_measure_label,
+        "suspect_values_count": "on",
         "is_active": "on",
         "_save": "Save",
     }
