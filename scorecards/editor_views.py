@@ -608,7 +608,9 @@ def version_discard_view(request, pk: int):
     if not version.is_editable:
         return _no_longer_a_draft(request, version)
     if request.method == "GET":
-        return render(request, "scorecards/editor/version_discard.html", {"nav": "scorecard_editor", "version": version})
+        return render(
+            request, "scorecards/editor/version_discard.html", {"nav": "scorecard_editor", "version": version}
+        )
     try:
         version_discard(version=version, by=request.user)
     except ValidationError as error:
