@@ -591,7 +591,7 @@ class BulkResult:
 
 def _partner_id(value: Any) -> int | None:
     """A partner id as an API client may send it (a number, or digits as text), when it can be one."""
-    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
+    if isinstance(value, str) and value.isascii() and value.strip().isdigit() and len(value.strip()) < 20:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
         return value

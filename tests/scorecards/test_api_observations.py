@@ -355,3 +355,10 @@ def test_list_queries_do_not_grow_with_rows(world):
     few = queries()
     grow(30, 3)
     assert queries() == few
+
+
+def test_a_partner_id_of_thousands_of_digits_is_an_item_error(world):
+    items = [{"partner": "9" * 5000, "metric": "revenue_won", "period": "FY2026-Q2", "value": 5}]
+    response = key_client(world.a.write_key[1]).post(BULK, {"observations": items}, content_type=JSON)
+    assert response.status_code == 400
+    assert response.json()["results"][0]["errors"] == {"partner": ["There is no partner with this id."]}
