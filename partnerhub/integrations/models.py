@@ -14,6 +14,8 @@ class UploadKind(models.TextChoices):
     """What an uploaded file holds, which decides the service that reads it."""
 
     OBSERVATIONS = "observations", "Metric observations"
+    DEALS = "deals", "Deals"
+    MARKETING = "marketing", "Marketing facts"
 
 
 class UploadStatus(models.TextChoices):

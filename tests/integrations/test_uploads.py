@@ -125,7 +125,11 @@ def test_a_file_with_problems_is_invalid_and_its_report_names_every_row_column_a
 @pytest.mark.parametrize(
     "name, data, message",
     [
-        ("values.xlsx", b"PK\x03\x04 a workbook", "This is a spreadsheet workbook; save the sheet as “CSV UTF-8”"),
+        ("values.xlsx", b"PK\x03\x04 a workbook", "This file is not an XLSX workbook: .xlsx files are ZIP archives"),
+        ("values.xlsx", b"partner,metric\n", "This file is not an XLSX workbook: .xlsx files are ZIP archives"),
+        ("values.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 old", "This is an Excel 97-2003 workbook (.xls)"),
+        ("values.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 old", "This is an Excel 97-2003 workbook (.xls)"),
+        ("values.ods", b"PK\x03\x04", "A .ods spreadsheet cannot be read; save it from your spreadsheet as .xlsx"),
         ("values.csv", b"", "The file is empty."),
         ("values.csv", b"\n \n", "The file is empty."),
         ("values.csv", b"x" * (5 * 1024 * 1024 + 1), "The file is larger than 5 MB; split it into smaller files."),
@@ -273,12 +277,12 @@ def test_a_step_that_breaks_marks_the_upload_failed_and_it_can_be_checked_again(
 ):
     # An upload of a kind no reader exists for: the check raises, the task marks it failed.
     upload = Upload.objects.create(
-        kind="deals", file_name="deals.csv", size=3, sha256="0" * 64, content=b"a,b", status=UploadStatus.RECEIVED
+        kind="surveys", file_name="surveys.csv", size=3, sha256="0" * 64, content=b"a,b", status=UploadStatus.RECEIVED
     )
-    with pytest.raises(ValueError, match="no reader for deals uploads"):
+    with pytest.raises(ValueError, match="no reader for surveys uploads"):
         upload_check_task.delay(tenant_id=in_a.tenant.pk, upload_id=upload.pk)
     upload.refresh_from_db()
-    assert upload.status == UploadStatus.FAILED and "no reader for deals uploads" in upload.error
+    assert upload.status == UploadStatus.FAILED and "no reader for surveys uploads" in upload.error
     with pytest.raises(ValidationError, match="its last step failed"):
         upload_commit_request(upload=upload, by=in_a.users["admin"])
     upload_recheck(upload=upload)
