@@ -7,7 +7,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
 
-from partnerhub.integrations.models import Upload
+from partnerhub.integrations.models import Upload, UploadKind
 from partnerhub.integrations.uploads import upload_receive
 from partnerhub.tenancy.models import Tenant, User
 from scorecards.filters import ObservationFilter
@@ -136,27 +136,45 @@ class ObservationEntryForm(forms.Form):
 
 
 class UploadForm(forms.Form):
-    """A CSV file of observations to check, then record."""
+    """A file to check, then record: metric observations, deals or marketing facts, as CSV or XLSX."""
 
+    kind = forms.ChoiceField(
+        label="The file holds",
+        choices=UploadKind.choices,
+        required=False,
+        initial=UploadKind.OBSERVATIONS,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose what the file holds: observations, deals or marketing facts."},
+    )
     file = forms.FileField(
-        label="CSV file",
-        help_text=f"UTF-8 text, at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,text/plain"}),
+        label="File",
+        help_text=f"CSV (UTF-8) or an Excel workbook (.xlsx), at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".csv,.xlsx,.xlsm,text/csv,text/plain,"
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+        ),
         error_messages={
-            "required": "Choose a CSV file to upload.",
+            "required": "Choose a CSV or XLSX file to upload.",
             "empty": "The file is empty.",
             "invalid": "No file was received; choose the file again.",
         },
     )
+
+    def clean_kind(self) -> str:
+        # A form posted without the choice (an older page, a script) uploads observations, as it always did.
+        return self.cleaned_data.get("kind") or UploadKind.OBSERVATIONS
 
     def save(self, *, by: User) -> Upload | None:
         """Store the file and queue its check; None with the form's errors set when it is refused."""
         if not self.is_valid():
             return None
         try:
-            return upload_receive(file=self.cleaned_data["file"], by=by)
+            return upload_receive(file=self.cleaned_data["file"], by=by, kind=self.cleaned_data["kind"])
         except ValidationError as error:
             for name, messages in error.message_dict.items():
                 for message in messages:
-                    self.add_error("file" if name in ("file", NON_FIELD_ERRORS) else None, message)
+                    target = name if name in ("file", "kind") else "file" if name == NON_FIELD_ERRORS else None
+                    self.add_error(target, message)
             return None

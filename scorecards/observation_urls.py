@@ -1,4 +1,5 @@
-"""Pages for entering and uploading metric observations and following recomputes."""
+"""Pages for entering metric observations, uploading files of observations, deals and marketing facts, and
+following recomputes."""
 
 from django.urls import path
 
@@ -9,6 +10,7 @@ urlpatterns = [
     path("observations/new/", views.observation_create, name="observation_create"),
     path("observations/uploads/", views.observation_upload, name="observation_upload"),
     path("observations/uploads/template.csv", views.observation_upload_template, name="observation_upload_template"),
+    path("observations/uploads/templates/<slug:kind>.<slug:fmt>", views.upload_template, name="upload_template"),
     path("observations/uploads/<int:pk>/", views.observation_upload_detail, name="observation_upload_detail"),
     path(
         "observations/uploads/<int:pk>/progress/",

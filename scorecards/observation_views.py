@@ -1,4 +1,6 @@
-"""Observation pages: the list with its history, entry by hand, and CSV uploads checked and recorded by tasks.
+"""Observation pages: the list with its history, entry by hand, and uploads checked and recorded by tasks.
+
+Uploads hold metric observations, deals or marketing facts, as CSV or XLSX files.
 
 Internal people who may enter observations only. Partner users never reach these pages, whatever
 their role may do one day: they will correct their data through their own flow.
@@ -6,22 +8,26 @@ their role may do one day: they will correct their data through their own flow.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from partnerhub.integrations.models import Upload, UploadStatus
+from partnerhub.integrations.deals import MAX_DEALS
+from partnerhub.integrations.marketing import MAX_FACTS
+from partnerhub.integrations.models import Upload, UploadKind, UploadStatus
+from partnerhub.integrations.tabular import csv_bytes, xlsx_bytes
 from partnerhub.integrations.uploads import (
+    FACT_FILES,
+    fact_template_rows,
     recent_uploads,
     same_file_uploads,
     upload_commit_request,
@@ -168,18 +174,77 @@ def observation_create(request):
 # --- Uploads ------------------------------------------------------------------------------------------
 
 
+# What each kind of file holds, for the upload page: the columns and the templates to download.
+KIND_COLUMNS = {
+    UploadKind.OBSERVATIONS: [
+        ("partner", "the partner's name, or its HubSpot or Salesforce id (or a partner_id column)"),
+        ("metric", "the metric's key, such as revenue_won"),
+        ("period", "like FY2026-Q3 or FY2026-M07"),
+        ("value", "a dot for decimals, no thousands separators"),
+        ("note", "optional, kept in the audit log"),
+    ],
+    UploadKind.DEALS: [
+        ("external_id", "the deal's id in your system; a deal uploaded again is updated, not added"),
+        ("partner", "the partner's name, HubSpot or Salesforce id (or a partner_id column); one that matches no "
+         "partner is kept until it is mapped"),
+        ("name, stage", "optional text"),
+        ("amount, currency", "like 12500.00 and EUR"),
+        ("closed, won", "true or false; a won deal is closed"),
+        ("created_on, close_date", "YYYY-MM-DD; a closed deal needs its close date"),
+        ("deleted", "optional: true removes the deal recorded under this id"),
+    ],
+    UploadKind.MARKETING: [
+        ("external_id", "the fact's id in your system; a fact uploaded again is updated, not added"),
+        ("partner", "the partner's name, HubSpot or Salesforce id (or a partner_id column); one that matches no "
+         "partner is kept until it is mapped"),
+        ("kind", "mql, campaign_pipeline or event_attended"),
+        ("occurred_on", "YYYY-MM-DD"),
+        ("quantity", "a whole count (1 when left empty); for campaign_pipeline the amount"),
+        ("currency", "for campaign_pipeline, like EUR"),
+        ("campaign", "optional"),
+    ],
+}  # fmt: skip
+KIND_ROWS = {UploadKind.OBSERVATIONS: MAX_UPLOAD_ROWS, UploadKind.DEALS: MAX_DEALS, UploadKind.MARKETING: MAX_FACTS}
+TEMPLATE_FORMATS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+TEMPLATE_NAMES = {
+    UploadKind.OBSERVATIONS: "observations",
+    UploadKind.DEALS: "deals",
+    UploadKind.MARKETING: "marketing-facts",
+}
+
+
+def _template_url(kind: str, fmt: str) -> str:
+    if (kind, fmt) == (UploadKind.OBSERVATIONS, "csv"):
+        return reverse("observation_upload_template")  # the address observation templates always had
+    return reverse("upload_template", args=[kind, fmt])
+
+
 @observations_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def observation_upload(request):
-    """Choose a CSV file; it is stored and checked by a task, and its page follows the check."""
+    """Choose what the file holds and the file; it is stored and checked by a task, and its page follows the check."""
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     if request.method == "POST":
         upload = form.save(by=request.user)
         if upload is not None:
             return redirect("observation_upload_detail", pk=upload.pk)
+    kinds = [
+        {
+            "kind": kind,
+            "label": label,
+            "columns": KIND_COLUMNS[kind],
+            "max_rows": KIND_ROWS[kind],
+            "templates": [(fmt.upper(), _template_url(kind, fmt)) for fmt in TEMPLATE_FORMATS],
+        }
+        for kind, label in UploadKind.choices
+    ]
     context = {
         "nav": "observations",
         "form": form,
+        "kinds": kinds,
         "uploads": [(upload, STATUS_BADGES[upload.status]) for upload in recent_uploads()],
         "max_megabytes": MAX_UPLOAD_BYTES // (1024 * 1024),
         "max_rows": MAX_UPLOAD_ROWS,
@@ -205,7 +270,7 @@ def _example_value(metric: Metric) -> Decimal:
     return value.normalize()
 
 
-def _template_rows(tenant) -> list[list[str]]:
+def _template_rows(tenant) -> list[list[Any]]:
     """Two example rows from the workspace's real metrics and partners.
 
     Where the first partner has values in force, the rows repeat them, so a template uploaded
@@ -222,22 +287,39 @@ def _template_rows(tenant) -> list[list[str]]:
         .order_by("-period", "metric__name")[:2]
     )
     if current:
-        return [[partner.name, row.metric.key, row.period, format(row.value.normalize(), "f"), ""] for row in current]
+        return [[partner.name, row.metric.key, row.period, row.value.normalize(), ""] for row in current]
     period = last_closed(timezone.localdate(), kind=QUARTER, start_month=tenant.fiscal_year_start_month).key
     metrics = Metric.objects.filter(is_active=True).order_by("pillar", "name")[:2]
-    return [[partner.name, metric.key, period, format(_example_value(metric), "f"), ""] for metric in metrics]
+    return [[partner.name, metric.key, period, _example_value(metric), ""] for metric in metrics]
+
+
+OBSERVATION_TEMPLATE_HEADER = ["partner", "metric", "period", "value", "note"]
 
 
 @observations_page
 @require_GET
 def observation_upload_template(request):
-    """A CSV to fill in: the header and two example rows."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["partner", "metric", "period", "value", "note"])
-    writer.writerows(_template_rows(request.tenant))
-    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="observations-template.csv"'
+    """A CSV of observations to fill in: the header and two example rows."""
+    return _template_file(request, UploadKind.OBSERVATIONS, "csv")
+
+
+@observations_page
+@require_GET
+def upload_template(request, kind: str, fmt: str):
+    """A file to fill in, CSV or XLSX: the header and two example rows naming the workspace's partners."""
+    if kind not in UploadKind.values or fmt not in TEMPLATE_FORMATS:
+        raise Http404("There is no such template.")
+    return _template_file(request, kind, fmt)
+
+
+def _template_file(request, kind: str, fmt: str) -> HttpResponse:
+    if kind == UploadKind.OBSERVATIONS:
+        header, rows = OBSERVATION_TEMPLATE_HEADER, _template_rows(request.tenant)
+    else:
+        header, rows = list(FACT_FILES[kind].template), fact_template_rows(kind)
+    content = csv_bytes(header, rows) if fmt == "csv" else xlsx_bytes(header, rows, title=UploadKind(kind).label)
+    response = HttpResponse(content, content_type=TEMPLATE_FORMATS[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{TEMPLATE_NAMES[kind]}-template.{fmt}"'
     return response
 
 
@@ -275,6 +357,8 @@ def observation_upload_detail(request, pk: int):
     context = {
         "nav": "observations",
         "upload": upload,
+        "facts": upload.kind in FACT_FILES,
+        "noun": FACT_FILES[upload.kind].noun if upload.kind in FACT_FILES else "observation",
         "badge": STATUS_BADGES[upload.status],
         "progress": _progress(upload),
         "stalled": upload_is_stalled(upload),

@@ -6,6 +6,7 @@ import csv
 import io
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -229,8 +230,14 @@ def test_the_upload_page_explains_the_file_and_lists_recent_uploads(world, manag
     response = manager.get(UPLOAD)
     assert response.status_code == 200
     body = page(response)
-    assert "At most 5 MB and 10,000 rows per file" in body and f'href="{TEMPLATE}"' in body
-    assert "values.csv" in body and "Ready to record" in body
+    assert "At most 5 MB per file" in body and f'href="{TEMPLATE}"' in body
+    assert "At most 10,000 rows per file." in body and "At most 5,000 rows per file." in body
+    for kind in ("deals", "marketing"):
+        for fmt in ("csv", "xlsx"):
+            assert f'href="{reverse("upload_template", args=[kind, fmt])}"' in body
+    assert f'href="{reverse("upload_template", args=["observations", "xlsx"])}"' in body
+    assert 'name="kind" value="deals"' in body and 'name="kind" value="marketing"' in body
+    assert "values.csv" in body and "Ready to record" in body and "Metric observations" in body
 
 
 def test_the_upload_page_queries_do_not_grow_with_uploads(world, manager):
@@ -368,9 +375,10 @@ def test_the_same_file_uploaded_twice_adds_nothing_and_says_so(
 @pytest.mark.parametrize(
     "data, name, message",
     [
-        (None, "", "Choose a CSV file to upload."),
+        (None, "", "Choose a CSV or XLSX file to upload."),
         (b"", "values.csv", "The file is empty."),
-        (b"PK\x03\x04", "values.xlsx", "This is a spreadsheet workbook; save the sheet as “CSV UTF-8”"),
+        (b"PK\x03\x04", "values.xlsx", "This file is not an XLSX workbook: .xlsx files are ZIP archives"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "values.xls", "This is an Excel 97-2003 workbook (.xls), which cannot"),
         (
             b"x" * (5 * 1024 * 1024 + 10),
             "big.csv",
@@ -502,3 +510,151 @@ def test_anonymous_visitors_are_sent_to_sign_in(world, upload_file):
     for method, url in every_page(only_upload(world.a).pk):
         response = getattr(Client(), method)(url)
         assert response.status_code == 302 and reverse("account_login") in response["Location"], url
+
+
+# --- Files of deals and marketing facts ---------------------------------------------------------------------
+
+DEALS = """external_id,partner,amount,currency,closed,won,created_on,close_date
+D-1,Acme Partner 1,1000.50,USD,true,true,2026-07-02,2026-08-14
+D-2,Acme Partner 2,500,USD,false,false,2026-07-03,
+D-3,Reseller Nine,75,USD,,,2026-08-01,
+"""
+
+
+@pytest.fixture
+def upload_facts(manager, django_capture_on_commit_callbacks):
+    def upload_facts(content: str | bytes, kind: str, name: str = "deals.csv"):
+        data = content.encode() if isinstance(content, str) else content
+        with django_capture_on_commit_callbacks(execute=True):
+            return manager.post(UPLOAD, {"kind": kind, "file": SimpleUploadedFile(name, data)})
+
+    return upload_facts
+
+
+def test_a_deals_file_is_checked_recorded_and_reported_with_its_unmatched_partners(
+    world, manager, upload_facts, django_capture_on_commit_callbacks
+):
+    response = upload_facts(DEALS, "deals")
+    upload = only_upload(world.a)
+    assert upload.kind == "deals" and response["Location"] == detail_url(upload.pk)
+    body = page(manager.get(detail_url(upload.pk)))
+    assert "Ready to record" in body and "Deals ·" in body
+    assert (
+        "<strong>3</strong> deals will be added, <strong>0</strong> updated, <strong>0</strong> unchanged; "
+        "their metrics will be derived again for period FY2026-Q3." in body
+    )
+    assert "<strong>1</strong> row names a partner that matches none; it will be kept" in body
+    assert "“Reseller Nine” (1 row)" in body and reverse("unmatched_queue") in body
+    assert "Record 3 deals" in body
+    with django_capture_on_commit_callbacks(execute=True):
+        manager.post(detail_url(upload.pk, "observation_upload_commit"))
+    body = page(manager.get(detail_url(upload.pk)))
+    assert "Recorded" in body and "<strong>3</strong> deals added, <strong>0</strong> updated" in body
+    with tenant_scope(world.a.tenant):
+        from partnerhub.integrations.source_models import DataSource, Deal
+
+        source = DataSource.objects.get()
+        assert Deal.objects.filter(source=source).count() == 3
+    assert reverse("data_source_detail", args=[source.pk]) in body and "File uploads" in body
+    assert 'id="upload-scores"' in body  # the recomputes of FY2026-Q3 follow
+
+
+def test_a_marketing_workbook_with_problems_lists_them_by_row_and_column(world, manager, upload_facts):
+    book = openpyxl.Workbook()
+    book.active.title = "Facts"
+    book.active.append(["external_id", "partner", "kind", "occurred_on", "quantity"])
+    book.active.append(["M-1", "Acme Partner 1", "lead", "2026-07-01", 1])
+    book.create_sheet("Read me")
+    out = io.BytesIO()
+    book.save(out)
+    upload_facts(out.getvalue(), "marketing", name="facts.xlsx")
+    upload = only_upload(world.a)
+    body = page(manager.get(detail_url(upload.pk)))
+    assert "Problems to fix" in body and "Read the first sheet, “Facts”. Not read: “Read me”." in body
+    assert '<td class="num">2</td><td><code>kind</code></td>' in body
+    assert "“lead” is not a kind of marketing fact" in body
+
+
+def test_a_file_of_an_unknown_kind_is_refused_on_the_form(world, manager):
+    response = manager.post(UPLOAD, {"kind": "surveys", "file": csv_file(DEALS)})
+    assert response.status_code == 400
+    assert response.context["form"].errors["kind"] == [
+        "Choose what the file holds: observations, deals or marketing facts."
+    ]
+    with tenant_scope(world.a.tenant):
+        assert not Upload.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["observations", "deals", "marketing"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_every_template_names_the_workspaces_partners_and_passes_its_own_check(world, manager, upload_facts, kind, fmt):
+    response = manager.get(reverse("upload_template", args=[kind, fmt]))
+    assert response.status_code == 200
+    name = {"observations": "observations", "deals": "deals", "marketing": "marketing-facts"}[kind]
+    assert f'filename="{name}-template.{fmt}"' in response["Content-Disposition"]
+    if fmt == "csv":
+        assert response["Content-Type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(response.content.decode())))
+    else:
+        assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).worksheets[0]
+        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert len(rows) == 3 and "partner" in rows[0]
+    partners = {row[rows[0].index("partner")] for row in rows[1:]}
+    assert partners <= {"Acme Partner 1", "Acme Partner 2"} and partners
+    upload_facts(response.content, kind, name=f"template.{fmt}")
+    upload = only_upload(world.a)
+    assert upload.status == UploadStatus.CHECKED, upload.check_report["errors"]
+    assert upload.kind == kind
+
+
+def test_a_template_that_does_not_exist_answers_404(world, manager):
+    for kind, fmt in (("surveys", "csv"), ("deals", "xls"), ("deals", "pdf")):
+        assert manager.get(reverse("upload_template", args=[kind, fmt])).status_code == 404
+
+
+@pytest.mark.parametrize("role", [*PARTNER, "executive"])
+def test_partner_users_cannot_download_templates_or_upload_facts(world, role):
+    client = session(world.a, role)
+    for kind in ("deals", "marketing"):
+        for fmt in ("csv", "xlsx"):
+            assert client.get(reverse("upload_template", args=[kind, fmt])).status_code == 403
+        assert client.post(UPLOAD, {"kind": kind, "file": csv_file(DEALS)}).status_code == 403
+    with tenant_scope(world.a.tenant):
+        assert not Upload.objects.exists()
+
+
+def test_another_tenants_fact_upload_answers_404(world, django_capture_on_commit_callbacks):
+    theirs = session(world.b, "admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        theirs.post(UPLOAD, {"kind": "deals", "file": csv_file(DEALS.replace("Acme", "Globex"))})
+    upload = only_upload(world.b)
+    ours = session(world.a, "admin")
+    for method, url in every_page(upload.pk)[6:]:
+        assert getattr(ours, method)(url).status_code == 404, (method, url)
+    assert only_upload(world.b).status == UploadStatus.CHECKED
+
+
+def test_the_upload_page_queries_do_not_grow_with_fact_uploads(world, manager, upload_facts):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert manager.get(UPLOAD).status_code == 200
+        return len(ctx.captured_queries)
+
+    upload_facts(DEALS, "deals")
+    manager.get(UPLOAD)
+    few = queries()
+    with tenant_scope(world.a.tenant):
+        report = only_upload(world.a).result
+        for n in range(30):
+            Upload.objects.create(
+                kind=("deals", "marketing")[n % 2],
+                file_name=f"facts-{n}.xlsx",
+                size=1,
+                sha256=f"{n:064d}",
+                content=b"x",
+                result=report,
+                status=UploadStatus.CHECKED,
+                uploaded_by=world.a.users["partner_manager"],
+            )
+    assert queries() == few
