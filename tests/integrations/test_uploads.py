@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -387,3 +390,22 @@ def test_another_tenants_uploads_are_neither_listed_nor_worked_on(world, django_
     with tenant_scope(world.b.tenant):
         assert Upload.objects.get(pk=theirs.pk).status == UploadStatus.COMMITTING
         assert not MetricObservation.objects.filter(source="upload").exclude(source_ref="world").exists()
+
+
+def test_a_workbook_that_would_unpack_to_far_more_than_it_weighs_is_refused_on_arrival(in_a):
+    book = openpyxl.Workbook()
+    book.active.append(["partner", "metric", "period", "value"])
+    plain = io.BytesIO()
+    book.save(plain)
+    bomb = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for name in source.namelist():
+            body = b"\0" * (20 * 1024 * 1024) if name == "xl/worksheets/sheet1.xml" else source.read(name)
+            out.writestr(name, body)
+    with pytest.raises(ValidationError) as error:
+        upload_receive(file=SimpleUploadedFile("values.xlsx", bomb.getvalue()), by=in_a.users["admin"])
+    assert "(a “zip bomb” looks like this)" in error.value.message_dict["file"][0]
+    assert not Upload.objects.exists()

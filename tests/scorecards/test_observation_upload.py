@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
+import openpyxl
 import pytest
 
 from partnerhub.partners.models import Partner
@@ -336,3 +337,32 @@ def test_uploads_only_see_the_active_tenants_partners(world):
     with tenant_scope(world.b.tenant):
         assert not MetricObservation.objects.exclude(source_ref="world").exists()
         assert Partner.objects.count() == 2
+
+
+def test_a_workbook_of_observations_records_its_first_sheet_with_numbers_as_shown(in_a):
+    book = openpyxl.Workbook()
+    book.active.append(["Partner", "Metric", "Period", "Value"])
+    book.active.append(["Acme Partner 1", "win_rate", "FY2026-Q2", 0.31])
+    book.active.append(["Acme Partner 2", "revenue_won", "FY2026-Q2", 92000.5])
+    book.create_sheet("Notes").append(["partner", "metric", "period", "value"])
+    out = io.BytesIO()
+    book.save(out)
+    result = observations_import_csv(file=out.getvalue(), name="values.xlsx", by=in_a.users["admin"])
+    assert result.errors == [] and result.created == 2
+    assert result.notes == ["Read the first sheet, “Sheet”. Not read: “Notes”."]
+    assert uploaded() == [
+        ("Acme Partner 1", "win_rate", "FY2026-Q2", Decimal("0.31")),
+        ("Acme Partner 2", "revenue_won", "FY2026-Q2", Decimal("92000.5")),
+    ]
+
+
+def test_an_old_excel_file_is_refused_with_what_to_do(in_a):
+    result = observations_import_csv(file=b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", name="values.xls", by=None)
+    assert problems(result) == [
+        (
+            None,
+            "",
+            "This is an Excel 97-2003 workbook (.xls), which cannot be read; save it from your spreadsheet as "
+            ".xlsx (Excel Workbook) or as “CSV UTF-8”, and upload that file.",
+        )
+    ]
