@@ -236,14 +236,16 @@ def test_every_problem_of_a_deals_file_is_named_by_row_and_column_and_nothing_is
 
 
 def test_one_bad_row_means_nothing_is_written_even_when_the_data_changed_after_the_check(in_a, receive, commit):
-    upload = receive(deals_file(in_a), kind=UploadKind.DEALS)
+    short_lived = PartnerFactory(name="Short-lived Partner")
+    text = deals_file(in_a) + f"D-5,,{short_lived.pk},Last,10,USD,Open,false,false,2026-07-05,,\n"
+    upload = receive(text, kind=UploadKind.DEALS)
     assert upload.status == UploadStatus.CHECKED
-    gone = in_a.partners[1].pk
-    in_a.partners[1].delete()  # the partner row 4 names by id is gone before the recording
+    gone = short_lived.pk
+    short_lived.delete()  # the partner row 6 names by id is gone before the recording
     upload = commit(upload)
     assert upload.status == UploadStatus.INVALID
     assert upload.error.startswith("The file no longer passes its check")
-    assert problems(upload) == [(4, "partner_id", f"There is no partner with the id {gone}.")]
+    assert problems(upload) == [(6, "partner_id", f"There is no partner with the id {gone}.")]
     assert not Deal.objects.exists() and not MetricObservation.objects.filter(source="derived").exists()
 
 
