@@ -92,7 +92,7 @@ def build_rules(tenant):
     version = ScorecardVersion.objects.create(
         scorecard=scorecard,
         number=1,
-        status="active",
+        status="draft",  # put in force once its items are in: a published version's items never change
         partner_types=segments,
         effective_from=QUARTERS[0],
         rationale="Benchmark rules.",
@@ -133,6 +133,8 @@ def build_rules(tenant):
             position=n,
             **fields,
         )
+    version.status = "active"
+    version.save(update_fields=["status"])
     return version
 
 

@@ -7,6 +7,7 @@ row-level security applies to every test exactly as in production.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -62,18 +63,29 @@ def world(db):
     return build_world()
 
 
+def _published_rules_guard():
+    """The migration that keeps published scorecard rules immutable (its SQLite triggers)."""
+    return importlib.import_module("scorecards.migrations.0005_published_rules_immutable")
+
+
 @pytest.fixture
-def _owner_role_for_flush():
+def _owner_role_for_flush(django_db_blocker):
     """Between committed-data tests the database is flushed (TRUNCATE), which is schema work.
 
     TRUNCATE is the owner's privilege, never the application role's; the flush that follows a
     transactional test runs as the owner, and the application role is assumed again afterwards.
+    SQLite flushes with a DELETE per row, which the guard of published scorecard rules refuses: its
+    triggers are dropped for the flush (see committed_world) and installed again afterwards.
     """
     from partnerhub.tenancy import rls
 
     yield
     if connection.vendor == "postgresql":
         rls.assume_app_role()
+    else:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            for statement in _published_rules_guard()._sqlite_install():
+                cursor.execute(statement)
 
 
 @pytest.fixture
@@ -85,3 +97,7 @@ def committed_world(_owner_role_for_flush, transactional_db):
     yield world
     if connection.vendor == "postgresql":
         rls.release_app_role()
+    else:
+        with connection.cursor() as cursor:
+            for statement in _published_rules_guard()._sqlite_remove():
+                cursor.execute(statement)

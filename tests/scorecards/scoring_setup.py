@@ -63,10 +63,11 @@ def active_version(
             {"rubric": "banded", "bands": [{"at_least": 1, "points": 50}, {"at_least": 3, "points": 100}]},
         ),
     ]
+    # Written as a draft and then put in force: a published version's items never change.
     version = ScorecardVersion.objects.create(
         scorecard=scorecard,
         number=number,
-        status=VersionStatus.ACTIVE,
+        status=VersionStatus.DRAFT,
         partner_types=list(segments),
         min_completeness=Decimal(min_completeness),
         missing_data=missing_data,
@@ -86,6 +87,8 @@ def active_version(
                 for name, value in fields.items()
             },
         )
+    version.status = VersionStatus.ACTIVE
+    version.save(update_fields=["status"])
     return version
 
 

@@ -20,6 +20,7 @@ from scorecards.selectors import (
     version_for_period,
     version_rules,
 )
+from scorecards.services.governance import version_create_draft
 from scorecards.services.recompute import recompute_period
 from tests.factories import TenantFactory
 from tests.scorecards.scoring_setup import active_version, observe_all, partners
@@ -67,14 +68,17 @@ def test_engine_inputs_hold_the_versions_segments_current_values_and_sizes(tenan
 def test_the_rules_fingerprint_names_the_rules_not_their_spelling(tenant):
     version = active_version()
     rules, first = version_rules(version)
-    item = ScorecardItem.objects.get(version=version, metric__key="win_rate")
+    # A draft copy has the same rules, so the same fingerprint; unlike the active version's, its items change.
+    draft = version_create_draft(scorecard=version.scorecard, by=None)
+    assert version_rules(draft)[1] == first
+    item = ScorecardItem.objects.get(version=draft, metric__key="win_rate")
     item.weight = Decimal("30.00")  # the same weight written differently
     item.position = 9  # the editor's order is not a rule
     item.save()
-    assert version_rules(version)[1] == first
+    assert version_rules(draft)[1] == first
     item.weight = Decimal("31")
     item.save()
-    assert version_rules(version)[1] != first
+    assert version_rules(draft)[1] != first
     assert rules.band_excellent == 80.0 and rules.missing_data == "renormalize"
 
 

@@ -13,6 +13,7 @@ from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
 from scorecards.models import RecomputeRun, RecomputeStatus, Score, ScorecardItem
 from scorecards.periods import last_closed, period_containing
+from scorecards.services.governance import version_create_draft
 from scorecards.services.recompute import schedule_recompute
 from scorecards.tasks import nightly_recompute_fanout_task, score_recompute_task
 from tests.factories import TenantFactory
@@ -91,9 +92,12 @@ def test_a_redelivered_running_run_restarts_and_writes_nothing_twice(setup):
 
 def test_a_failing_run_is_marked_failed_with_the_reason_and_a_retry_completes_it(setup):
     version, _ = setup
-    item = ScorecardItem.objects.get(version=version, metric__key="win_rate")
+    # Rules the engine cannot use can only be a draft's (published rules never change): a run of
+    # the draft fails, and once the draft is fixed the retry completes.
+    draft = version_create_draft(scorecard=version.scorecard, by=None)
+    item = ScorecardItem.objects.get(version=draft, metric__key="win_rate")
     ScorecardItem.objects.filter(pk=item.pk).update(floor=None)  # a linear rubric without a floor
-    run = RecomputeRun.objects.create(version=version, period=Q1)
+    run = RecomputeRun.objects.create(version=draft, period=Q1)
     with pytest.raises(ValueError, match="floor"):
         score_recompute_task.delay(tenant_id=version.tenant_id, run_id=run.pk).get()
     run.refresh_from_db()

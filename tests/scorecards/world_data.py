@@ -90,10 +90,11 @@ def build_scorecard_world(*, tenant: Tenant, partners: list[Partner], admin: Use
         scorecard = Scorecard.objects.create(
             name=SCORECARD_NAME, description="How healthy each partnership is, quarter by quarter."
         )
+        # Written as a draft and then put in force: a published version's items never change.
         version = ScorecardVersion.objects.create(
             scorecard=scorecard,
             number=1,
-            status=VersionStatus.ACTIVE,
+            status=VersionStatus.DRAFT,
             partner_types=SEGMENTS,
             rationale="Pipeline and satisfaction for everyone; training for resellers, responsiveness for MSPs.",
             effective_from=periods[0],
@@ -114,6 +115,8 @@ def build_scorecard_world(*, tenant: Tenant, partners: list[Partner], admin: Use
                 position=position,
                 **fields,
             )
+        version.status = VersionStatus.ACTIVE
+        version.save(update_fields=["status"])
         observations = MetricObservation.objects.bulk_create(
             MetricObservation(
                 tenant=tenant,
