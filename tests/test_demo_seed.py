@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from decimal import Decimal
 from io import StringIO
@@ -9,9 +10,19 @@ from io import StringIO
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
+from django.db.models import Count, F
 from django.test import Client
 from django.urls import reverse
 
+from partnerhub.integrations.source_models import (
+    DataSource,
+    Deal,
+    PartnerMapping,
+    SourceKind,
+    SyncErrorKind,
+    SyncRun,
+    SyncStatus,
+)
 from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus, PartnerType
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.management.commands.seed_demo import (
@@ -22,11 +33,20 @@ from partnerhub.tenancy.management.commands.seed_demo import (
     WORKSPACES,
     partner_specs,
 )
+from partnerhub.tenancy.management.demo_ingestion import (
+    ACCEPT_NOTE,
+    MAPPED_REF,
+    UNMATCHED_REFS,
+    WILD_CSAT,
+    WILD_REF,
+    WILD_TRAINING,
+)
 from partnerhub.tenancy.management.demo_scorecards import (
     GAPPY,
     IMPROVING,
     REGRESSING,
     SCORECARD_NAME,
+    SCORES_REFERENCE_DATE,
     STAGNANT,
     observation_plan,
     quarters,
@@ -35,7 +55,12 @@ from partnerhub.tenancy.models import ApiKey, AuditEvent, Invitation, Membership
 from partnerhub.tenancy.roles import INTERNAL_ROLES, Role
 from partnerhub.tenancy.selectors import memberships_of
 from scorecards.models import (
+    CheckReview,
+    CorrectionKind,
+    CorrectionRequest,
+    CorrectionStatus,
     MetricObservation,
+    ObservationCheck,
     ObservationSource,
     RecomputeRun,
     Score,
@@ -45,6 +70,7 @@ from scorecards.models import (
     SegmentBenchmark,
     VersionStatus,
 )
+from scorecards.periods import parse_period
 from scorecards.services.governance import version_validate
 
 TENANT_OWNED = [
@@ -61,6 +87,12 @@ TENANT_OWNED = [
     Score,
     SegmentBenchmark,
     RecomputeRun,
+    DataSource,
+    SyncRun,
+    Deal,
+    PartnerMapping,
+    ObservationCheck,
+    CorrectionRequest,
 ]
 PEOPLE = sorted({(person.email, person.role) for workspace in WORKSPACES for person in workspace.people})
 
@@ -96,6 +128,13 @@ def test_seed_run_twice_creates_nothing_the_second_time(seeded):
     assert first["tenants"] == 2
     assert first["northwind.partners.partner"] == 80
     assert first["contoso.partners.partner"] == 20
+    # The ingestion story is Northwind's; the second run found every part of it in place.
+    assert first["northwind.integrations.datasource"] == 4
+    assert first["northwind.integrations.syncrun"] == 6
+    assert first["northwind.integrations.deal"] > 500
+    assert first["northwind.integrations.partnermapping"] == 1
+    assert first["northwind.scorecards.observationcheck"] == first["northwind.scorecards.metricobservation"] - 3
+    assert first["northwind.scorecards.correctionrequest"] == 4
 
 
 def test_seed_has_no_duplicate_rows(seeded):
@@ -258,10 +297,14 @@ def test_eight_quarters_are_scored_with_every_kind_of_trend(seeded):
         assert sum(change < 0 for change in changes) == 1
         assert alpine[-1].flag_improving and alpine[-1].total > alpine[0].total + 20
 
-        # Observations came in as an upload, and every current score explains its change exactly.
-        assert set(MetricObservation.objects.values_list("source", "source_ref").distinct()) == {
-            (ObservationSource.UPLOAD, "demo-seed")
-        }
+        # Observations came in as an upload (but the data-health story's two values entered by hand and
+        # Alpine's approved correction), and every current score explains its change exactly.
+        sources = Counter(MetricObservation.objects.values_list("source", flat=True))
+        assert sources.keys() == {ObservationSource.UPLOAD, ObservationSource.MANUAL, ObservationSource.CORRECTION}
+        assert (sources[ObservationSource.MANUAL], sources[ObservationSource.CORRECTION]) == (2, 1)
+        assert set(
+            MetricObservation.objects.filter(source=ObservationSource.UPLOAD).values_list("source_ref", flat=True)
+        ) == {"demo-seed"}
         explained = 0
         for score in scores.exclude(change=None):
             terms = score.explanation["terms"]
@@ -275,3 +318,122 @@ def test_scorecard_seed_is_the_same_on_every_run(db):
     first, second = northwind_plan(tenant), northwind_plan(tenant)
     assert first == second
     assert sum(len(values) for partner in first for values in partner.observations.values()) > 5000
+
+
+# --- Data ingestion ----------------------------------------------------------------------------------
+
+
+def northwind() -> Tenant:
+    return Tenant.objects.get(slug="northwind")
+
+
+def test_the_demo_has_a_source_of_each_kind_and_a_hubspot_sync_history(seeded):
+    with tenant_scope(northwind()):
+        sources = {source.kind: source for source in DataSource.objects.all()}
+        assert sources.keys() == set(SourceKind.values)
+        hubspot, salesforce = sources[SourceKind.HUBSPOT], sources[SourceKind.SALESFORCE]
+        assert hubspot.is_active and hubspot.base_url == "https://api.hubapi.com"
+        assert (hubspot.attribution, hubspot.attribution_field, hubspot.partner_match) == (
+            "deal_property",
+            "partner_company",
+            "hubspot_company_id",
+        )
+        assert hubspot.credentials_set == ["access_token"]
+        assert hubspot.read_credentials() == {"access_token": "demo-token-not-real"}
+        assert not salesforce.is_active
+        assert {sources[SourceKind.FILE].name, sources[SourceKind.API].name} == {"File uploads", "API push"}
+        # Nothing syncs by itself, and nothing is queued: the demo never reaches out to a CRM.
+        assert not DataSource.objects.filter(schedule_minutes__gt=0).exists()
+        assert not SyncRun.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]).exists()
+
+        runs = list(SyncRun.objects.filter(source=hubspot).order_by("queued_at"))
+        assert {run.status for run in runs} == {SyncStatus.SUCCEEDED, SyncStatus.RESCHEDULED, SyncStatus.FAILED}
+        reference = datetime.datetime.combine(SCORES_REFERENCE_DATE, datetime.time(), tzinfo=datetime.UTC)
+        assert all(run.finished_at < reference for run in runs)  # the scorecard's calendar, not today's
+        succeeded = [run for run in runs if run.status == SyncStatus.SUCCEEDED]
+        assert all(run.fetched == run.created + run.updated and run.pages for run in succeeded)
+        assert sum(run.created for run in runs) == Deal.objects.filter(source=hubspot).count()
+        [limited] = [run for run in runs if run.status == SyncStatus.RESCHEDULED]
+        assert limited.error_kind == SyncErrorKind.RATE_LIMIT and limited.retry_at > limited.finished_at
+        retry = runs[runs.index(limited) + 1]
+        assert (retry.trigger, retry.status, retry.since) == ("retry", SyncStatus.SUCCEEDED, limited.since)
+        assert (runs[-1].status, runs[-1].error_kind) == (SyncStatus.FAILED, SyncErrorKind.AUTHENTICATION)
+        assert hubspot.last_success_at == succeeded[-1].finished_at
+        assert hubspot.synced_until == succeeded[-1].until
+        verbs = set(AuditEvent.objects.values_list("verb", flat=True))
+        assert {"data_source.created", "data_source.deactivated", "partner_mapping.created"} <= verbs
+
+
+def test_hubspot_deals_cover_the_quarters_with_two_unmatched_groups_and_a_mapped_reference(seeded):
+    tenant = northwind()
+    periods = quarters(tenant)
+    with tenant_scope(tenant):
+        deals = Deal.objects.all()
+        assert deals.filter(won=True).exists() and deals.filter(closed=True, won=False).exists()
+        assert deals.filter(closed=False).exists()
+        # Deals were registered in every scored quarter, and in none outside them.
+        scored = [parse_period(key, start_month=tenant.fiscal_year_start_month) for key in periods]
+        days = set(deals.values_list("created_on", flat=True))
+        assert min(days) >= scored[0].start and max(days) <= scored[-1].end < SCORES_REFERENCE_DATE
+        assert all(any(quarter.contains(day) for day in days) for quarter in scored)
+        matched = deals.filter(partner__isnull=False).exclude(partner_ref=MAPPED_REF)
+        assert matched.count() > 400
+        assert not matched.exclude(partner_ref=F("partner__hubspot_company_id")).exists()
+
+        groups = dict(
+            deals.filter(partner__isnull=True).values_list("partner_ref").annotate(count=Count("pk")).order_by()
+        )
+        assert groups.keys() == UNMATCHED_REFS.keys()
+        assert not Partner.objects.filter(hubspot_company_id__in=list(groups)).exists()
+
+        mapping = PartnerMapping.objects.select_related("partner").get()
+        assert mapping.external_ref == MAPPED_REF and mapping.partner.hubspot_company_id == ""
+        assert set(deals.filter(partner_ref=MAPPED_REF).values_list("partner_id", flat=True)) == {mapping.partner_id}
+
+
+def test_data_health_has_checked_every_quarter_with_a_suspect_value_and_an_accepted_one(seeded):
+    tenant = northwind()
+    periods = quarters(tenant)
+    with tenant_scope(tenant):
+        unchecked = MetricObservation.objects.current().filter(period__in=periods, health_check__isnull=True)
+        assert not unchecked.exists()
+        wild = ObservationCheck.objects.select_related("partner", "reviewed_by").filter(
+            observation__source_ref=WILD_REF
+        )
+        csat = wild.get(metric__key=WILD_CSAT[0])
+        assert (csat.period, csat.suspect, csat.review) == (periods[WILD_CSAT[1]], True, CheckReview.UNREVIEWED)
+        assert csat.history_z < -3.5 and "far below this partner's own history" in csat.reasons[0]
+        training = wild.get(metric__key=WILD_TRAINING[0])
+        assert (training.suspect, training.review, training.review_note) == (True, CheckReview.ACCEPTED, ACCEPT_NOTE)
+        assert training.reviewed_by == training.partner.manager
+        assert Membership.objects.get(user=training.reviewed_by).role == Role.PARTNER_MANAGER
+        assert AuditEvent.objects.filter(verb="observation.reviewed").count() == 1
+
+
+def test_alpine_has_corrections_in_every_state_and_its_score_follows_the_approved_one(seeded):
+    tenant = northwind()
+    periods = quarters(tenant)
+    with tenant_scope(tenant):
+        requests = CorrectionRequest.objects.select_related("partner", "metric", "requested_by", "decided_by")
+        corrections = {request.status: request for request in requests.filter(kind=CorrectionKind.CORRECTION)}
+        assert corrections.keys() == {CorrectionStatus.OPEN, CorrectionStatus.APPROVED, CorrectionStatus.REJECTED}
+        [appeal] = requests.filter(kind=CorrectionKind.APPEAL)
+        assert appeal.status == CorrectionStatus.OPEN and appeal.score.is_current
+        for request in requests:
+            assert request.partner.name == SHARED_PARTNER_NAME
+            assert Membership.objects.get(user=request.requested_by).partner_id == request.partner_id
+        rejected = corrections[CorrectionStatus.REJECTED]
+        assert rejected.decision_comment and rejected.decided_by == rejected.partner.manager
+
+        approved = corrections[CorrectionStatus.APPROVED]
+        resulting = approved.resulting_observation
+        assert resulting.value == approved.proposed_value and resulting.superseded_by_id is None
+        assert resulting.health_check.review == CheckReview.ACCEPTED
+        score = Score.objects.current().get(partner=approved.partner, period=approved.period)
+        assert approved.period == periods[-1] and score.revision > 1
+        [component] = [item for item in score.components if item["metric_key"] == approved.metric.key]
+        assert Decimal(str(component["raw"])) == approved.proposed_value
+
+        verbs = Counter(AuditEvent.objects.values_list("verb", flat=True))
+        assert verbs["correction.requested"] == 3 and verbs["appeal.requested"] == 1
+        assert verbs["correction.approved"] == verbs["correction.rejected"] == 1

@@ -23,6 +23,7 @@ from django.db import transaction
 from partnerhub.partners.models import DEFAULT_PARTNER_TYPES, LifecycleStage, Partner, PartnerStatus, PartnerType
 from partnerhub.partners.services import partner_create
 from partnerhub.tenancy.context import tenant_scope
+from partnerhub.tenancy.management.demo_ingestion import seed_ingestion
 from partnerhub.tenancy.management.demo_scorecards import SCORECARD_NAME, SeededScorecard, seed_scorecard
 from partnerhub.tenancy.models import ApiKey, ApiKeyAccess, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
@@ -292,6 +293,12 @@ class Command(BaseCommand):
             if count:
                 self.created[what] += count
         self.scorecards.append((workspace.name, seeded))
+        if workspace is NORTHWIND:  # one workspace tells the ingestion story
+            self.created.update(
+                seed_ingestion(
+                    tenant=tenant, admin=admin, seeded=seeded, workspace=workspace, specs=partner_specs(workspace)
+                )
+            )
 
     def _user(self, person: Person) -> User:
         user = User.objects.filter(email=person.email).first()
