@@ -561,7 +561,8 @@ def recompute_partner(*, partner: Partner, period: str, reason: str = "correctio
     run = RecomputeRun.objects.create(
         version=version, period=period, status=RecomputeStatus.RUNNING, reason=reason[:200], started_at=timezone.now()
     )
-    check_observations(period=period, partner_ids=[partner.pk])
+    # No data-health check here: this path answers within a request. The period's recompute, which
+    # every observation change queues, checks the new values first and rescores what they change.
     inputs = selectors.scoring_inputs(version=version, period=period, segments=[segment], partner_ids=[partner.pk])
     items = inputs.rules.items
     applies = items["applies_to"].map(lambda keys: not keys or segment in keys)

@@ -9,10 +9,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from partnerhub.tenancy.context import tenant_scope
 from scorecards import selectors
-from scorecards.models import CheckReview, Metric, MetricObservation, ObservationCheck, ObservationSource, Score
+from scorecards.models import (
+    CheckReview,
+    Metric,
+    MetricObservation,
+    ObservationCheck,
+    ObservationSource,
+    RecomputeRun,
+    Score,
+)
 from scorecards.services.health import check_observations, check_review, counted_observations, suspects
 from scorecards.services.observations import observation_record
-from scorecards.services.recompute import recompute_partner
+from scorecards.services.recompute import recompute_partner, run_recompute
 from tests.scorecards.world_data import world_periods
 
 METRIC = "customer_satisfaction"
@@ -143,11 +151,19 @@ def test_an_approved_correction_is_a_reviewed_value(setting):
     assert METRIC in counted_keys(partner, period)
 
 
-def test_the_one_partner_recompute_checks_first(setting):
+def test_the_period_recompute_checks_first_and_the_one_partner_path_leaves_it_to_it(setting):
     partner, period = setting["partner"], setting["period"]
     recompute_partner(partner=partner, period=period)
+    assert not ObservationCheck.objects.exists()
+
+    version = Score.objects.current().filter(partner=partner, period=period).first().version
+    run = RecomputeRun.objects.create(version=version, period=period, reason="test")
+    run_recompute(run_id=run.pk)
     assert ObservationCheck.objects.filter(observation=setting["wild"], suspect=True).exists()
-    assert not ObservationCheck.objects.exclude(partner=partner).exists()
+    assert (
+        ObservationCheck.objects.filter(period=period).count()
+        == MetricObservation.objects.current().filter(period=period).count()
+    )
 
 
 def test_checks_stay_inside_their_tenant(setting):
