@@ -45,9 +45,16 @@ def test_the_portal_shows_what_each_coming_section_will_hold(client, world, own_
 
     body = client.get(PORTAL).content.decode()
 
-    for title in ["Your scorecard", "How you are scored", "Your action items", "Your reviews", "Data corrections"]:
+    for title in [
+        "Your scorecard",
+        "How you are scored",
+        "Your action items",
+        "Your reviews",
+        "Your data and corrections",
+    ]:
         assert title in body, title
-    assert reverse("portal_scorecard") in body and reverse("portal_rules") in body
+    for name in ("portal_scorecard", "portal_rules", "portal_data", "correction_portal_requests"):
+        assert reverse(name) in body, name
 
 
 def test_the_portal_never_shows_another_partners_data_or_internal_fields(client, world, own_partner):
