@@ -83,8 +83,10 @@ def _owner_role_for_flush(django_db_blocker):
     if connection.vendor == "postgresql":
         rls.assume_app_role()
     else:
+        guard = _published_rules_guard()
         with django_db_blocker.unblock(), connection.cursor() as cursor:
-            for statement in _published_rules_guard()._sqlite_install():
+            # Fixtures that never lifted the guard (no published rules to flush) leave it in place.
+            for statement in [*guard._sqlite_remove(), *guard._sqlite_install()]:
                 cursor.execute(statement)
 
 
