@@ -283,6 +283,9 @@ class MetricObservation(TenantOwnedModel):
     )
 
     objects = TenantScopedManager.from_queryset(ObservationQuerySet)()
+    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
+    # No product code reads through it: only tests proving row-level security alone hides
+    # other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ObservationQuerySet)()
     partner_path = "partner"
 
@@ -348,6 +351,9 @@ class Score(TenantOwnedModel):
     computed_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantScopedManager.from_queryset(ScoreQuerySet)()
+    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
+    # No product code reads through it: only tests proving row-level security alone hides
+    # other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ScoreQuerySet)()
     partner_path = "partner"
 
@@ -549,6 +555,9 @@ class CorrectionRequest(TenantOwnedModel):
     )
 
     objects = TenantScopedManager.from_queryset(CorrectionRequestQuerySet)()
+    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
+    # No product code reads through it: only tests proving row-level security alone hides
+    # other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(CorrectionRequestQuerySet)()
     partner_path = "partner"
 

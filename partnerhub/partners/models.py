@@ -115,6 +115,9 @@ class Partner(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedManager.from_queryset(PartnerQuerySet)()
+    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
+    # No product code reads through it: only tests proving row-level security alone hides
+    # other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(PartnerQuerySet)()
     partner_path = "pk"
 

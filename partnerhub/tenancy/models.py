@@ -118,6 +118,8 @@ class TenantOwnedModel(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", editable=False)
 
     objects = TenantScopedManager()
+    # The loudly named escape hatch every tenant-owned model inherits (see managers.py); product
+    # code reads across tenants only through Membership.all_tenants, for listing a person's workspaces.
     all_tenants = UnscopedManager()
 
     # Path from this model to the partner it belongs to, for partner users' restriction.
@@ -164,6 +166,8 @@ class Membership(TenantOwnedModel):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = TenantScopedManager.from_queryset(MembershipQuerySet)()
+    # Spans tenants on purpose: a person's workspaces are listed before any tenant is chosen
+    # (partnerhub.tenancy.selectors.memberships_of is its one reader).
     all_tenants = UnscopedManager.from_queryset(MembershipQuerySet)()
     partner_path = "partner"
 
