@@ -333,7 +333,10 @@ def _commit_page(run: SyncRun, records: list[DealRecord], cursor: Cursor, matche
                 continue
             if record.modified_at < deal.modified_at and deal.deleted_at is None:
                 continue  # an older version than the one stored (the overlap window reads it again)
+            was_live, stored = deal.deleted_at is None, _compared(deal)
             _apply(deal, record, matcher.partner_id(record.partner_ref), run, now)
+            if was_live and _compared(deal) == stored:
+                continue  # the stored version read again (the overlap window): not an update
             updates.append(deal)
             run.updated += 1
         else:
@@ -359,6 +362,11 @@ DEAL_FIELDS = (
     "partner", "partner_ref", "name", "amount", "currency", "stage", "closed", "won",
     "created_on", "close_date", "modified_at",
 )  # fmt: skip
+
+
+def _compared(deal: Deal) -> tuple:
+    """What a sync writes of a deal, to tell an update from the same version read again."""
+    return (deal.partner_id, *(getattr(deal, name) for name in DEAL_FIELDS[1:]))
 
 
 def _apply(deal: Deal, record: DealRecord, partner_id: int | None, run: SyncRun, now) -> None:
