@@ -40,18 +40,22 @@ from partnerhub.tenancy.context import current_tenant_id
 COLUMNS = ("external_id", "partner", "name", "amount", "currency", "stage", "closed", "won", "created_on", "close_date")
 MAX_REPORTED = 50
 
-# The key on external_id stops the copy at a deal the file names twice, with its line.
+# No key on the scratch table: a deal named twice is caught by the deal table's own unique key
+# (a source's first file) or by one grouping query (later files), and only then looked for by line.
 _SCRATCH = """
 CREATE TEMPORARY TABLE deal_incoming (
     line bigint GENERATED ALWAYS AS IDENTITY,
-    external_id text UNIQUE, partner text, name text, amount numeric(18, 2), currency text, stage text,
+    external_id text, partner text, name text, amount numeric(18, 2), currency text, stage text,
     closed boolean, won boolean, created_on text, close_date text
 ) ON COMMIT DROP
 """
 
 # (column, reason, condition on a row of deal_incoming)
 # Dates are read as text first: PostgreSQL would also take 01/08/2026, and read it by its DateStyle.
-_ISO_DAY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# The shape is checked with LIKE (a tenth of a regular expression's cost on a million rows); a day
+# of that shape that is not one (2026-02-30, 2026-ab-01) stops the cast in the write, and only
+# then are the rows looked at one by one. ISO days of that shape compare as text in date order.
+_ISO_DAY = "'____-__-__'"
 
 _RULES = (
     ("external_id", "Give the deal's id in your system.", "coalesce(btrim(external_id), '') = ''"),
@@ -61,12 +65,35 @@ _RULES = (
     ("won", "Say whether the deal was won (true or false).", "won IS NULL"),
     ("won", "A won deal is closed: set closed to true.", "won AND NOT closed"),
     ("close_date", "A closed deal needs its close date.", "closed AND close_date IS NULL"),
-    ("created_on", "Write dates as YYYY-MM-DD, e.g. 2026-07-01.", f"created_on !~ '{_ISO_DAY}'"),
-    ("close_date", "Write dates as YYYY-MM-DD, e.g. 2026-07-01.", f"close_date !~ '{_ISO_DAY}'"),
+    ("created_on", "Write dates as YYYY-MM-DD, e.g. 2026-07-01.", f"created_on NOT LIKE {_ISO_DAY}"),
+    ("close_date", "Write dates as YYYY-MM-DD, e.g. 2026-07-01.", f"close_date NOT LIKE {_ISO_DAY}"),
+    (
+        "close_date",
+        "The close date is before the creation date.",
+        f"close_date < created_on AND close_date LIKE {_ISO_DAY} AND created_on LIKE {_ISO_DAY}",
+    ),
     ("amount", "Amounts cannot be negative.", "amount < 0"),
     ("currency", "Use a three-letter currency code such as USD.", "currency !~ '^[A-Za-z]{3}$'"),
     ("name", "Keep names to 255 characters.", "length(name) > 255"),
     ("partner", "Keep partner references to 200 characters.", "length(partner) > 200"),
+    # Text a spreadsheet would run as a formula: tabular.formula_like, whose FORMULA_LIKE and
+    # PLAIN_NUMBER patterns these are, so this path and the per-row one refuse the same cells
+    # (a partner reference -123 is a number, not a formula). The ascii() test runs the patterns
+    # only on cells starting with ASCII whitespace, =, +, - or @ (a tenth of their cost on a
+    # million rows); cells are stored here as written, so other whitespace needs no looking past,
+    # unlike the per-row path, which strips it. The other columns take only numbers, flags, dates
+    # and currency codes, as the rules above hold them to.
+    *(
+        (
+            column,
+            "Cells that start with =, +, -, @, a tab or a carriage return are read as formulas by spreadsheets; "
+            "remove the leading character.",
+            rf"ascii({column}) IN (9, 10, 11, 12, 13, 32, 43, 45, 61, 64) "
+            rf"AND {column} ~ '^(?:\s*[=+@-]|[\t\r]\s*\S)' "
+            rf"AND {column} !~ '^\s*[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?\s*$'",
+        )
+        for column in ("external_id", "partner", "name", "stage")
+    ),
 )
 
 
@@ -182,92 +209,124 @@ def deals_copy_upsert(*, file: BinaryIO, source: DataSource, upload_id: int | No
                 result.errors.append(_copy_error(error))
                 return result
             raise
-        raw.execute("SELECT count(*) FROM deal_incoming")
-        result.rows = raw.fetchone()[0]
+        result.rows = raw.rowcount
         if not result.rows:
             result.errors.append(RowError(None, "", "The file has a header but no rows."))
             return result
-        # Every rule in one pass; row numbers as a spreadsheet shows them (the header is row 1).
-        flags = ", ".join(f"({condition}) IS TRUE" for _, _, condition in _RULES)
-        raw.execute(
-            f"SELECT line + 1, ARRAY[{flags}] FROM deal_incoming "  # noqa: S608 - rule texts are constants
-            f"WHERE {' OR '.join(f'({condition}) IS TRUE' for _, _, condition in _RULES)} ORDER BY line LIMIT %s",
-            [MAX_REPORTED],
-        )
-        errors = [
-            RowError(row, column, reason)
-            for row, broken in raw.fetchall()
-            for (column, reason, _), hit in zip(_RULES, broken, strict=True)
-            if hit
-        ]
-        if errors:
-            result.errors = sorted(errors, key=lambda error: (error.row or 0, COLUMNS.index(error.column)))[
-                :MAX_REPORTED
-            ]
-            return result
-
-        bad_days = _typed_days(raw)
-        if bad_days:
-            result.errors = bad_days
-            return result
-        raw.execute(
-            "SELECT line + 1 FROM deal_incoming WHERE close_date < created_on ORDER BY line LIMIT %s", [MAX_REPORTED]
-        )
-        late = [RowError(row, "close_date", "The close date is before the creation date.") for (row,) in raw.fetchall()]
-        if late:
-            result.errors = late
+        result.errors = _broken_rules(raw)
+        if result.errors:
             return result
 
         with source_lock(source):
-            _write(raw, result, source=source, tenant_id=tenant_id, now=now, upload_id=upload_id)
+            stored = _stored_before(raw, source)
+            if stored and (repeated := _repeated(raw)):
+                result.errors = repeated  # an update would take one of the two rows, silently
+                return result
+            try:
+                with transaction.atomic():
+                    _write(raw, result, source=source, stored=stored, tenant_id=tenant_id, now=now, upload_id=upload_id)
+            except Exception as error:
+                code = getattr(error, "pgcode", None)
+                if not type(error).__module__.startswith("psycopg2") or code not in (UNIQUE_VIOLATION, *DATE_ERRORS):
+                    raise
+                result.created = result.updated = 0
+                result.partner_ids, result.days = set(), set()
+                result.errors = _repeated(raw) if code == UNIQUE_VIOLATION else _bad_days(raw)
+                return result
         result.unchanged = result.rows - result.created - result.updated
     return result
 
 
-def _typed_days(raw) -> list[RowError]:
-    """Turn the date columns (checked YYYY-MM-DD) into dates; a day that does not exist is reported."""
-    try:
-        with transaction.atomic():
-            raw.execute(
-                "ALTER TABLE deal_incoming ALTER COLUMN created_on TYPE date USING created_on::date, "
-                "ALTER COLUMN close_date TYPE date USING close_date::date"
+UNIQUE_VIOLATION = "23505"
+DATE_ERRORS = ("22007", "22008")  # invalid_datetime_format, datetime_field_overflow
+
+
+def _broken_rules(raw) -> list[RowError]:
+    """Every rule over every row in one pass; rows numbered as a spreadsheet shows them (header = 1)."""
+    flags = ", ".join(f"({condition}) IS TRUE" for _, _, condition in _RULES)
+    raw.execute(
+        f"SELECT line + 1, ARRAY[{flags}] FROM deal_incoming "  # noqa: S608 - rule texts are constants
+        f"WHERE {' OR '.join(f'({condition}) IS TRUE' for _, _, condition in _RULES)} ORDER BY line LIMIT %s",
+        [MAX_REPORTED],
+    )
+    errors = [
+        RowError(row, column, reason)
+        for row, broken in raw.fetchall()
+        for (column, reason, _), hit in zip(_RULES, broken, strict=True)
+        if hit
+    ]
+    return sorted(errors, key=lambda error: (error.row or 0, COLUMNS.index(error.column)))[:MAX_REPORTED]
+
+
+def _stored_before(raw, source: DataSource) -> bool:
+    raw.execute(f"SELECT EXISTS (SELECT 1 FROM {Deal._meta.db_table} WHERE source_id = %s)", [source.pk])  # noqa: S608
+    return raw.fetchone()[0]
+
+
+def _repeated(raw) -> list[RowError]:
+    """Deals the file names more than once, reported on every row after the first."""
+    raw.execute(
+        """
+        SELECT line + 1, external_id FROM (
+            SELECT line, btrim(external_id) AS external_id,
+                   row_number() OVER (PARTITION BY btrim(external_id) ORDER BY line) AS nth
+            FROM deal_incoming
+            WHERE btrim(external_id) IN (
+                SELECT btrim(external_id) FROM deal_incoming GROUP BY 1 HAVING count(*) > 1
             )
-        return []
-    except Exception as error:
-        if not type(error).__module__.startswith(("psycopg2", "django.db")):
-            raise
-    # Rare: find the days that do not exist (2026-02-30), row by row, on this failure path only.
+        ) named WHERE nth > 1 ORDER BY line LIMIT %s
+        """,
+        [MAX_REPORTED],
+    )
+    return [
+        RowError(row, "external_id", f"Deal “{external_id}” appears earlier in the file: list each deal once.")
+        for row, external_id in raw.fetchall()
+    ]
+
+
+def _bad_days(raw) -> list[RowError]:
+    """The days of YYYY-MM-DD shape that are not days (2026-02-30), looked for row by row.
+
+    Only on this failure path: the write casts the days of the whole file at once.
+    """
     raw.execute("SELECT line + 1, created_on, close_date FROM deal_incoming ORDER BY line")
     errors = []
     for row, *days in raw.fetchall():
         for column, day in zip(("created_on", "close_date"), days, strict=True):
+            if not day:
+                continue
             try:
-                if day:
-                    datetime.date.fromisoformat(day)
+                if not _DIGITS_DAY.fullmatch(day):
+                    raise ValueError(day)
+                datetime.date.fromisoformat(day)
             except ValueError:
                 errors.append(RowError(row, column, f"“{day}” is not a day of the calendar."))
         if len(errors) >= MAX_REPORTED:
             break
-    return errors or [RowError(None, "", "The dates of the file cannot be read.")]
+    return errors[:MAX_REPORTED] or [RowError(None, "", "The dates of the file cannot be read.")]
+
+
+_DIGITS_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 _VALUES = "partner_id, partner_ref, name, amount, currency, stage, closed, won, created_on, close_date"
 
 
-def _write(raw, result: CopyResult, *, source: DataSource, tenant_id: int, now, upload_id: int | None) -> None:
+def _write(
+    raw, result: CopyResult, *, source: DataSource, stored: bool, tenant_id: int, now, upload_id: int | None
+) -> None:
     deals, partners, mappings = Deal._meta.db_table, Partner._meta.db_table, PartnerMapping._meta.db_table
     incoming = f"""
         SELECT btrim(i.external_id) AS external_id, coalesce(m.partner_id, p.id) AS partner_id,
                coalesce(i.partner, '') AS partner_ref, coalesce(i.name, '') AS name, i.amount,
                upper(coalesce(i.currency, '')) AS currency, coalesce(i.stage, '') AS stage, i.closed, i.won,
-               i.created_on, CASE WHEN i.closed THEN i.close_date END AS close_date
+               i.created_on::date AS created_on, CASE WHEN i.closed THEN i.close_date::date END AS close_date
         FROM deal_incoming i
         LEFT JOIN {mappings} m ON m.source_id = %(source)s AND m.external_ref = i.partner
         LEFT JOIN {partners} p ON m.partner_id IS NULL AND {_match_clause(source)}
     """  # noqa: S608 - table names come from the models, values are parameters
     params = {"tenant": tenant_id, "source": source.pk, "now": now, "upload": upload_id}
-    raw.execute(f"SELECT EXISTS (SELECT 1 FROM {deals} WHERE source_id = %s)", [source.pk])  # noqa: S608
-    if raw.fetchone()[0]:
+    if stored:
         # Deals stored before: the changed ones are rewritten, remembering the partners and days
         # they counted in before the change (their periods change too).
         raw.execute(

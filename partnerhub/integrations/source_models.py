@@ -221,10 +221,12 @@ class Deal(TenantOwnedModel):
     # Deals arrive by the million: each index and each foreign-key check costs every upsert.
     # Lookups go through the composite indexes below (every query carries the tenant), so the
     # foreign keys get no index of their own; deleting a source, partner, run or upload (rare)
-    # scans instead. The tenant and the source are not checked row by row either: row-level
-    # security already holds every row to the current tenant (its WITH CHECK), the writers take the
-    # source from the tenant's own sources, and deleting either goes through the ORM, which
-    # cascades or protects as declared.
+    # scans instead. No foreign key is checked row by row by the database either (a million
+    # deferred checks cost a file's load three times over, see docs/performance.md): row-level
+    # security already holds every row to the current tenant (its WITH CHECK); every writer takes
+    # the source from the tenant's own sources, the partner from the tenant's partners or a mapping
+    # (itself checked) in the same statement, the run or upload from the one it is writing under;
+    # and deleting any of them goes through the ORM, which cascades, protects or clears as declared.
     tenant = models.ForeignKey(
         Tenant, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False, db_constraint=False
     )
@@ -233,7 +235,13 @@ class Deal(TenantOwnedModel):
     )
     external_id = models.CharField(max_length=64)
     partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="deals", db_index=False
+        "partners.Partner",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deals",
+        db_index=False,
+        db_constraint=False,
     )
     partner_ref = models.CharField(max_length=200, blank=True, help_text="The partner as the source names it.")
     name = models.CharField(max_length=255, blank=True)
@@ -247,10 +255,16 @@ class Deal(TenantOwnedModel):
     modified_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted or archived at the source.")
     sync_run = models.ForeignKey(
-        SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
     )
     upload = models.ForeignKey(
-        "integrations.Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        "integrations.Upload",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
