@@ -15,6 +15,10 @@ checked: the sizes its entries unpack to (read from the directory, without unpac
 must stay under a limit, no entry may be compressed beyond any plausible ratio, and no XML part
 may declare a DTD or entities. openpyxl parses with defusedxml, which refuses entity declarations
 wherever they are; the prolog check makes the message plain and refuses a bare DTD too.
+
+A text cell a spreadsheet would run as a formula (OWASP's "CSV injection") is refused, row and
+column named, whatever kind of file it is in (:func:`formula_like`); cells this module writes
+(the templates) get a leading quote instead (:func:`formula_safe`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import csv
 import datetime
 import io
 import math
+import re
 import warnings
 import zipfile
 import zlib
@@ -357,6 +362,38 @@ def read_table(data: bytes, *, name: str = "", max_rows: int, known: Iterable[st
     return read_csv(data, max_rows=max_rows, known=known)
 
 
+# --- Cells a spreadsheet would run ------------------------------------------------------------------
+
+# The same patterns, character for character, are the formula rules of the set-based deal path
+# (deal_copy._RULES): both are written for Python's re and PostgreSQL's regular expressions alike.
+FORMULA_LIKE = r"^(?:\s*[=+@-]|[\t\r]\s*\S)"
+PLAIN_NUMBER = r"^\s*[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?\s*$"
+FORMULA_REFUSED = (
+    "Cells that start with =, +, -, @, a tab or a carriage return are read as formulas by spreadsheets; "
+    "remove the leading character."
+)
+_FORMULA_LIKE = re.compile(FORMULA_LIKE)
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
+
+
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet would read this text as a formula (OWASP's "CSV injection").
+
+    That is text whose first character past any whitespace is ``=``, ``+``, ``-`` or ``@`` (the
+    readers strip whitespace before storing), or which starts with a tab or a carriage return
+    before other text, unless the whole of it is a plain number: ``-12.5``, ``+3`` and ``1e5`` are
+    numbers to a spreadsheet, not formulas, so a partner reference ``-123`` (an id) passes, like
+    a negative number anywhere. ``-1+2``, ``-abc``, ``=HYPERLINK(...)``, ``@SUM(A1)``, ``+44 20 7946
+    0000`` and ``- see note`` are formula-like; a cell of whitespace only is not.
+    """
+    return _FORMULA_LIKE.match(text) is not None and _PLAIN_NUMBER.match(text) is None
+
+
+def formula_safe(text: str) -> str:
+    """A cell of a file people open in spreadsheets: formula-like text gets a leading ``'``, which they show as text."""
+    return f"'{text}" if formula_like(text) else text
+
+
 # --- Columns ------------------------------------------------------------------------------------------
 
 
@@ -365,13 +402,15 @@ class Columns:
     """The columns a kind of file has: those it needs, those it may leave out, and how to name them.
 
     ``one_of`` is a set of alternatives at least one of which is needed (the partner by name or by
-    id); a missing one is named by its first.
+    id); a missing one is named by its first. ``numbers`` are the columns read as numbers: their
+    own reading takes nothing but a number, so they are left out of the formula check.
     """
 
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     one_of: tuple[str, ...] = ()
     help: str = ""
+    numbers: tuple[str, ...] = ()
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -417,6 +456,8 @@ def map_rows(table: Table, columns: Columns) -> tuple[list[tuple[int, dict[str, 
     """Each row as ``{column: text}`` with its number, or the header's problems and those of rows that do not fit.
 
     A row may leave out trailing cells of optional columns; a row of another length is a problem.
+    So is a row with a formula-like cell (:func:`formula_like`) outside the number columns: each
+    such cell is named, and the row is not read further, so that cell gets no second problem.
     """
     names, problems = check_header(table.header, columns, row=table.header_row)
     if problems:
@@ -430,7 +471,12 @@ def map_rows(table: Table, columns: Columns) -> tuple[list[tuple[int, dict[str, 
                 Problem(number, "", f"This row has {len(cells)} values; the header names {len(names)} columns.")
             )
             continue
-        rows.append((number, dict(zip(names, cells, strict=True))))
+        row = dict(zip(names, cells, strict=True))
+        formulas = [name for name, text in row.items() if name not in columns.numbers and formula_like(text)]
+        if formulas:
+            problems.extend(Problem(number, name, FORMULA_REFUSED) for name in formulas)
+            continue
+        rows.append((number, row))
     if not rows and not problems:
         problems.append(Problem(None, "", "The file has a header but no rows."))
     problems.sort(key=lambda problem: problem.row or 0)
@@ -441,11 +487,11 @@ def map_rows(table: Table, columns: Columns) -> tuple[list[tuple[int, dict[str, 
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """A CSV file (UTF-8, comma-separated) of the header and rows; dates as YYYY-MM-DD."""
+    """A CSV file (UTF-8, comma-separated) of the header and rows; dates as YYYY-MM-DD, formula-like text quoted."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([cell_text(value) for value in row] for row in rows)
+    writer.writerow([formula_safe(name) for name in header])
+    writer.writerows([formula_safe(cell_text(value)) for value in row] for row in rows)
     return out.getvalue().encode("utf-8")
 
 
@@ -468,6 +514,8 @@ def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, title: s
         for cell in row:
             if isinstance(cell.value, datetime.date):
                 cell.number_format = "yyyy-mm-dd"
+            elif cell.data_type == "f":
+                cell.data_type = "s"  # openpyxl takes text starting with = for a formula; ours is text
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

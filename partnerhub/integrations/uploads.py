@@ -197,6 +197,7 @@ FACT_FILES = {
             optional=("name", "amount", "currency", "stage", "closed", "won", "close_date", "deleted"),
             help=f"external_id, {PARTNER_HELP}, created_on, and optionally name, amount, currency, stage, closed, "
             "won, close_date and deleted",
+            numbers=("amount",),
         ),
         template=DEAL_FIELDS,
         max_rows=MAX_DEALS,
@@ -208,6 +209,7 @@ FACT_FILES = {
             required=("external_id", "kind", "occurred_on"),
             optional=("quantity", "currency", "campaign"),
             help=f"external_id, {PARTNER_HELP}, kind, occurred_on, and optionally quantity, currency and campaign",
+            numbers=("quantity",),
         ),
         template=MARKETING_FIELDS,
         max_rows=MAX_FACTS,

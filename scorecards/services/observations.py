@@ -658,7 +658,9 @@ REQUIRED_COLUMNS = ("metric", "period", "value")
 OPTIONAL_COLUMNS = ("note",)
 KNOWN_COLUMNS = (*PARTNER_COLUMNS, *REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 COLUMNS_HELP = "partner (a name, HubSpot or Salesforce id) or partner_id, metric, period, value and an optional note"
-COLUMNS = Columns(required=REQUIRED_COLUMNS, optional=OPTIONAL_COLUMNS, one_of=PARTNER_COLUMNS, help=COLUMNS_HELP)
+COLUMNS = Columns(
+    required=REQUIRED_COLUMNS, optional=OPTIONAL_COLUMNS, one_of=PARTNER_COLUMNS, help=COLUMNS_HELP, numbers=("value",)
+)
 
 
 @dataclass

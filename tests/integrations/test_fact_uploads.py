@@ -47,35 +47,6 @@ M-4,Reseller Nine,mql,2026-09-03,1,,Webinar
 """
 
 
-@pytest.fixture
-def in_a(world):
-    with tenant_scope(world.a.tenant):
-        yield world.a
-
-
-@pytest.fixture
-def receive(in_a, django_capture_on_commit_callbacks):
-    """Upload a file as tenant a's partner manager; the check task runs once the upload commits."""
-
-    def receive(content: str | bytes, *, kind: str, name: str = "facts.csv") -> Upload:
-        data = content.encode() if isinstance(content, str) else content
-        with django_capture_on_commit_callbacks(execute=True):
-            upload = upload_receive(file=SimpleUploadedFile(name, data), by=in_a.users["partner_manager"], kind=kind)
-        return Upload.objects.get(pk=upload.pk)
-
-    return receive
-
-
-@pytest.fixture
-def commit(in_a, django_capture_on_commit_callbacks):
-    def commit(upload: Upload) -> Upload:
-        with django_capture_on_commit_callbacks(execute=True):
-            upload_commit_request(upload=upload, by=in_a.users["admin"])
-        return Upload.objects.get(pk=upload.pk)
-
-    return commit
-
-
 def deals_file(world_tenant) -> str:
     return DEALS.format(second=world_tenant.partners[1].pk)
 

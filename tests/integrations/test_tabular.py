@@ -3,6 +3,7 @@ checks a workbook passes before it is parsed (ZIP directory sizes and ratios, DT
 
 from __future__ import annotations
 
+import csv
 import datetime
 import io
 import time
@@ -16,6 +17,7 @@ import pytest
 from partnerhub.integrations import tabular
 from partnerhub.integrations.tabular import (
     CSV,
+    FORMULA_REFUSED,
     XLSX,
     Columns,
     Problem,
@@ -24,6 +26,8 @@ from partnerhub.integrations.tabular import (
     check_workbook,
     csv_bytes,
     file_format,
+    formula_like,
+    formula_safe,
     map_rows,
     read_table,
     read_xlsx,
@@ -35,6 +39,7 @@ COLUMNS = Columns(
     required=("metric", "value"),
     optional=("note",),
     help="partner or partner_id, metric, value and an optional note",
+    numbers=("value",),
 )
 SAVE_AS = "save it from your spreadsheet as .xlsx (Excel Workbook) or as “CSV UTF-8”, and upload that file."
 
@@ -415,3 +420,73 @@ def test_templates_written_as_csv_and_xlsx_read_back_the_same():
     assert from_csv.rows == from_xlsx.rows == expected
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(header, rows, title="Deals"))).active
     assert sheet["C2"].number_format == "yyyy-mm-dd" and sheet["A1"].font.bold
+
+
+# --- Cells a spreadsheet would run as formulas ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, formula",
+    [
+        ("=1+1", True),
+        ('=HYPERLINK("https://evil.example","Acme")', True),
+        ("+44 20 7946 0000", True),
+        ("-1+2", True),  # a minus and digits, but not a number
+        ("-abc", True),
+        ("- see note", True),
+        ("-", True),
+        ("@SUM(A1)", True),
+        ("\tAcme", True),
+        ("\r=1", True),
+        ("  =1+1", True),  # the readers strip the spaces before storing
+        ("\u00a0=1+1", True),
+        ("-12.5", False),
+        ("+3", False),
+        ("-123", False),  # a partner reference that is an id
+        ("-.5", False),
+        ("1e5", False),
+        ("-1E-3", False),
+        (" -7 ", False),
+        ("Acme", False),
+        ("a=b", False),
+        ("12-3", False),
+        ("", False),
+        ("\t", False),  # whitespace only: an empty cell
+    ],
+)
+def test_formula_like_text_is_what_a_spreadsheet_would_run(text, formula):
+    assert formula_like(text) is formula
+    assert formula_safe(text) == (f"'{text}" if formula else text)
+
+
+def test_formula_like_cells_are_problems_of_their_row_outside_the_number_columns():
+    table = tabular.Table(
+        format=CSV,
+        header=["partner", "metric", "value", "note"],
+        rows=[
+            (2, ["Acme", "revenue_won", "-12.5", "=1+1"]),
+            (3, ["@Acme", "+revenue_won", "=2", ""]),
+            (4, ["-123", "revenue_won", "10", "fine"]),
+        ],
+    )
+    rows, problems = map_rows(table, COLUMNS)
+    # =2 in the value column is left to the reading of numbers, which refuses it as not a number.
+    assert rows == [(4, {"partner": "-123", "metric": "revenue_won", "value": "10", "note": "fine"})]
+    assert problems == [
+        Problem(2, "note", FORMULA_REFUSED),
+        Problem(3, "partner", FORMULA_REFUSED),
+        Problem(3, "metric", FORMULA_REFUSED),
+    ]
+
+
+def test_templates_write_formula_like_text_as_text():
+    header = ["partner", "amount", "note"]
+    rows = [['=HYPERLINK("https://evil.example")', Decimal("-12.5"), "@SUM(A1)"], ["-123", -3, "+44 20"]]
+    assert list(csv.reader(io.StringIO(csv_bytes(header, rows).decode()))) == [
+        header,
+        ['\'=HYPERLINK("https://evil.example")', "-12.5", "'@SUM(A1)"],
+        ["-123", "-3", "'+44 20"],
+    ]
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(header, rows, title="Deals"))).active
+    assert (sheet["A2"].value, sheet["A2"].data_type) == ('=HYPERLINK("https://evil.example")', "s")
+    assert (sheet["B2"].value, sheet["C2"].data_type, sheet["B3"].value) == (-12.5, "s", -3)

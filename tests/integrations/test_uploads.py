@@ -38,37 +38,6 @@ Acme Partner 1,revenue_won,FY2026-Q2,184500,
 """
 
 
-@pytest.fixture
-def in_a(world):
-    with tenant_scope(world.a.tenant):
-        yield world.a
-
-
-@pytest.fixture
-def receive(in_a, django_capture_on_commit_callbacks):
-    """Upload a file as tenant a's partner manager; the check task runs once the upload commits."""
-
-    def receive(text: str | bytes, *, name: str = "values.csv") -> Upload:
-        data = text.encode() if isinstance(text, str) else text
-        with django_capture_on_commit_callbacks(execute=True):
-            upload = upload_receive(file=SimpleUploadedFile(name, data), by=in_a.users["partner_manager"])
-        return Upload.objects.get(pk=upload.pk)
-
-    return receive
-
-
-@pytest.fixture
-def commit(in_a, django_capture_on_commit_callbacks):
-    """Ask for an upload to be recorded, as tenant a's admin; the task (and recomputes) run on commit."""
-
-    def commit(upload: Upload) -> Upload:
-        with django_capture_on_commit_callbacks(execute=True):
-            upload_commit_request(upload=upload, by=in_a.users["admin"])
-        return Upload.objects.get(pk=upload.pk)
-
-    return commit
-
-
 def uploaded_values() -> list[tuple[str, str, str, Decimal]]:
     return sorted(
         MetricObservation.objects.filter(source="upload")

@@ -39,3 +39,17 @@ def test_export_names_related_rows_and_joins_lists(world):
     assert row["manager"] == "partner_manager@acme.test"
     assert row["product_lines"] == "Analytics; Cloud"
     assert row["external_ids"] == "erp=P-1"
+
+
+def test_export_quotes_text_a_spreadsheet_would_run_as_a_formula(world):
+    from partnerhub.tenancy.context import tenant_scope
+
+    with tenant_scope(world.a.tenant):
+        partner = world.a.partners[0]
+        partner.name, partner.region, partner.hubspot_company_id = '=HYPERLINK("https://evil.example")', "@EMEA", "-42"
+        partner.save()
+    out = io.StringIO()
+    call_command("export_partners", tenant="acme", stdout=out)
+    row = next(row for row in csv.DictReader(io.StringIO(out.getvalue())) if row["id"] == str(partner.pk))
+    assert row["name"] == '\'=HYPERLINK("https://evil.example")' and row["region"] == "'@EMEA"
+    assert row["hubspot_company_id"] == "-42"  # a number, as it is

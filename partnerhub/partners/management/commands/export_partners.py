@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+from partnerhub.integrations.tabular import formula_safe
 from partnerhub.partners.models import Partner
 from partnerhub.partners.services import PARTNER_EDITABLE_FIELDS
 from partnerhub.tenancy.management.base import TenantCommand
@@ -25,6 +26,12 @@ def _cell(partner: Partner, field: str):
     return "" if value is None else value
 
 
+def _csv_cell(partner: Partner, field: str):
+    """The cell as written: text a spreadsheet would run as a formula gets a leading quote."""
+    value = _cell(partner, field)
+    return formula_safe(value) if isinstance(value, str) else value
+
+
 class Command(TenantCommand):
     help = "Export a tenant's partners as CSV to standard output."
 
@@ -33,4 +40,4 @@ class Command(TenantCommand):
         writer.writerow(COLUMNS)
         partners = Partner.objects.with_listing_relations().order_by("name", "id")
         for partner in partners.iterator(chunk_size=2000):
-            writer.writerow([_cell(partner, field) for field in COLUMNS])
+            writer.writerow([_csv_cell(partner, field) for field in COLUMNS])
