@@ -121,7 +121,7 @@ class CopyResult:
 
 
 _COPY_CONTEXT = re.compile(r"COPY deal_incoming, line (\d+)(?:, column (\w+))?")
-_REPEATED_KEY = re.compile(r"Key \(external_id\)=\((.*)\) already exists")
+NOT_UTF8 = ("22021",)  # character_not_in_repertoire: a byte sequence that is not UTF-8
 
 
 def _copy_error(error: Exception) -> RowError:
@@ -135,9 +135,13 @@ def _copy_error(error: Exception) -> RowError:
     primary = getattr(diag, "message_primary", None) or str(cause).splitlines()[0]
     match = _COPY_CONTEXT.search(context)
     row = int(match[1]) if match else None
-    repeated = _REPEATED_KEY.search(getattr(diag, "message_detail", None) or "")
-    if repeated:
-        return RowError(row, "external_id", f"Deal “{repeated[1]}” appears earlier in the file: list each deal once.")
+    lowered = primary.lower()
+    if getattr(cause, "pgcode", None) in NOT_UTF8 or "encoding" in lowered:
+        return RowError(row, "", "This row is not UTF-8 text: save the file as “CSV UTF-8” and upload it again.")
+    if "header line" in lowered:
+        return RowError(1, "", f"The first row must name the template's columns, in order: {', '.join(COLUMNS)}.")
+    if "missing data for column" in lowered or "extra data after last expected column" in lowered:
+        return RowError(row, "", f"This row does not have the {len(COLUMNS)} cells of the header; check its commas.")
     column = match[2] if match and match[2] else ""
     value = re.search(r'"(.*)"', primary)
     shown = f"“{value[1]}” " if value else "This value "

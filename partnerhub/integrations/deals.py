@@ -407,25 +407,62 @@ def deals_bulk_record(
     if (errors and atomic) or not entries:
         return result
 
-    existing = {
-        deal.external_id: deal
-        for deal in Deal.objects.select_for_update().filter(
-            source=source, external_id__in=[entry.external_id for entry in entries]
+    creates, updates, touched = deals_upsert(
+        entries=entries,
+        partners=partners,
+        source=source,
+        result=result,
+        conflict="Another request changed the same deals at the same time; nothing was recorded. Send the batch again.",
+    )
+    result.written = True
+    if creates or updates:
+        result.observations_written = record_deal_observations(
+            partner_ids=touched.partner_ids, days=touched.days, currency=source.currency, source_ref=source_ref
         )
-    }
+        unmatched = sum(deal.partner_id is None and deal.deleted_at is None for deal in creates + updates)
+        _audit(result, by=by, source_ref=source_ref, unmatched=unmatched)
+    return result
+
+
+def deals_upsert(
+    *,
+    entries: list[DealInput],
+    partners: dict[int, int],
+    source: DataSource,
+    result: DealsBulkResult,
+    conflict: str,
+    upload=None,
+    dry_run: bool = False,
+) -> tuple[list[Deal], list[Deal], _Touched]:
+    """Plan and write valid deals into ``source``: the one upsert behind pushed batches and uploaded files.
+
+    A new external id is created, a known one updated when a compared column differs (or it was
+    deleted), left alone when nothing does; ``deleted`` marks a known deal deleted. Each entry's
+    status and deal go into ``result`` and ``result.changes`` counts what changed. The stored deals
+    are locked for the write, so two writers of the same deals queue; a conflict that still gets
+    through (two new deals with one id at once) is refused with ``conflict`` and writes nothing.
+    ``upload`` is named on every deal it changes; ``dry_run`` plans without locking or writing.
+    Returns the deals to create and to update, and the partners and days they count in, before
+    and after.
+    """
+    statuses, found = result.statuses, result.deals
+    stored = Deal.objects.filter(source=source, external_id__in=[entry.external_id for entry in entries])
+    existing = {deal.external_id: deal for deal in (stored if dry_run else stored.select_for_update())}
     now, tenant_id = timezone.now(), current_tenant_id()
     touched = _Touched()
     creates: list[Deal] = []
     updates: list[Deal] = []
     for entry in entries:
         deal = existing.get(entry.external_id)
-        deals[entry.index] = deal
+        found[entry.index] = deal
         if entry.deleted:
             if deal is None or deal.deleted_at is not None:
                 statuses[entry.index] = Status.UNCHANGED  # unknown here, or deleted already
                 continue
             touched.add(deal)
             deal.deleted_at = deal.modified_at = deal.updated_at = now
+            if upload is not None:
+                deal.upload = upload
             updates.append(deal)
             statuses[entry.index] = Status.DELETED
             continue
@@ -434,7 +471,7 @@ def deals_bulk_record(
             deal = Deal(tenant_id=tenant_id, source=source, external_id=entry.external_id, first_seen_at=now)
             _apply(deal, entry, partner_id, now)
             creates.append(deal)
-            deals[entry.index] = deal
+            found[entry.index] = deal
             statuses[entry.index] = Status.CREATED
         elif _same(deal, entry, partner_id):
             statuses[entry.index] = Status.UNCHANGED
@@ -444,32 +481,27 @@ def deals_bulk_record(
             updates.append(deal)
             statuses[entry.index] = Status.UPDATED
         if statuses[entry.index] != Status.UNCHANGED:
+            if upload is not None:
+                deal.upload = upload
             touched.add(deal)  # and the periods it counts in now
         if deal.partner_id is None:
             statuses[entry.index] = Status.UNMATCHED
-    try:
-        with transaction.atomic():
-            Deal.objects.bulk_create(creates, batch_size=WRITE_BATCH)
-            if updates:
-                Deal.objects.bulk_update(updates, fields=list(WRITTEN), batch_size=WRITE_BATCH)
-    except IntegrityError as error:
-        raise ValidationError(
-            "Another request changed the same deals at the same time; nothing was recorded. Send the batch again.",
-            code="concurrent_change",
-        ) from error
-    result.written = True
     result.changes = {
         "created": len(creates),
         "updated": sum(deal.deleted_at is None for deal in updates),
         "deleted": sum(deal.deleted_at is not None for deal in updates),
     }
-    if creates or updates:
-        result.observations_written = record_deal_observations(
-            partner_ids=touched.partner_ids, days=touched.days, currency=source.currency, source_ref=source_ref
-        )
-        unmatched = sum(deal.partner_id is None and deal.deleted_at is None for deal in creates + updates)
-        _audit(result, by=by, source_ref=source_ref, unmatched=unmatched)
-    return result
+    if dry_run:
+        return creates, updates, touched
+    try:
+        with transaction.atomic():
+            Deal.objects.bulk_create(creates, batch_size=WRITE_BATCH)
+            if updates:
+                written = [*WRITTEN, "upload"] if upload is not None else list(WRITTEN)
+                Deal.objects.bulk_update(updates, fields=written, batch_size=WRITE_BATCH)
+    except IntegrityError as error:
+        raise ValidationError(conflict, code="concurrent_change") from error
+    return creates, updates, touched
 
 
 def _audit(result: DealsBulkResult, *, by: User | ApiKey | None, source_ref: str, unmatched: int) -> None:

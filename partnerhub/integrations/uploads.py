@@ -394,61 +394,18 @@ def _deals_record(
     result = DealsBulkResult(source=source, statuses=statuses, deals=found, errors=errors, written=False)
     if errors or not entries:
         return result, set()
-    stored = Deal.objects.filter(source=source, external_id__in=[entry.external_id for entry in entries])
-    existing = {deal.external_id: deal for deal in (stored if dry_run else stored.select_for_update())}
-    now, tenant_id = timezone.now(), current_tenant_id()
-    touched = deals._Touched()
-    creates: list[Deal] = []
-    updates: list[Deal] = []
-    for entry in entries:
-        deal = existing.get(entry.external_id)
-        found[entry.index] = deal
-        if entry.deleted:
-            if deal is None or deal.deleted_at is not None:
-                statuses[entry.index] = deals.Status.UNCHANGED  # unknown here, or deleted already
-                continue
-            touched.add(deal)
-            deal.deleted_at = deal.modified_at = deal.updated_at = now
-            deal.upload = upload
-            updates.append(deal)
-            statuses[entry.index] = deals.Status.DELETED
-            continue
-        partner_id = partners.get(entry.index)
-        if deal is None:
-            deal = Deal(tenant_id=tenant_id, source=source, external_id=entry.external_id, first_seen_at=now)
-            deals._apply(deal, entry, partner_id, now)
-            creates.append(deal)
-            found[entry.index] = deal
-            statuses[entry.index] = deals.Status.CREATED
-        elif deals._same(deal, entry, partner_id):
-            statuses[entry.index] = deals.Status.UNCHANGED
-        else:
-            touched.add(deal)  # the periods it counted in before the change
-            deals._apply(deal, entry, partner_id, now)
-            updates.append(deal)
-            statuses[entry.index] = deals.Status.UPDATED
-        if statuses[entry.index] != deals.Status.UNCHANGED:
-            deal.upload = upload
-            touched.add(deal)  # and the periods it counts in now
-        if deal.partner_id is None:
-            statuses[entry.index] = deals.Status.UNMATCHED
-    result.changes = {
-        "created": len(creates),
-        "updated": sum(deal.deleted_at is None for deal in updates),
-        "deleted": sum(deal.deleted_at is not None for deal in updates),
-    }
+    creates, updates, touched = deals.deals_upsert(
+        entries=entries,
+        partners=partners,
+        source=source,
+        result=result,
+        upload=upload,
+        dry_run=dry_run,
+        conflict="Another change to the same deals was saved at the same time; nothing was recorded. "
+        "Check the file again.",
+    )
     if dry_run:
         return result, touched.days
-    try:
-        with transaction.atomic():
-            Deal.objects.bulk_create(creates, batch_size=deals.WRITE_BATCH)
-            if updates:
-                Deal.objects.bulk_update(updates, fields=[*deals.WRITTEN, "upload"], batch_size=deals.WRITE_BATCH)
-    except IntegrityError as error:
-        raise ValidationError(
-            "Another change to the same deals was saved at the same time; nothing was recorded. Check the file again.",
-            code="concurrent_change",
-        ) from error
     result.written = True
     if creates or updates:
         result.observations_written = record_deal_observations(

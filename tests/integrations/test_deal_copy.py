@@ -147,8 +147,44 @@ def test_a_header_that_is_not_the_template_is_refused(setting):
 def test_text_that_is_not_utf8_is_refused_with_its_row(setting):
     latin = HEADER.encode() + "D-1,x,Café,10,USD,Open,false,false,2026-07-01,\n".encode("latin-1")
     result = deals_copy_upsert(file=io.BytesIO(latin), source=setting["source"])
-    assert len(result.errors) == 1 and result.errors[0].row == 2
-    assert "UTF8" in result.errors[0].message or "encoding" in result.errors[0].message
+    assert [(error.row, error.message) for error in result.errors] == [
+        (2, "This row is not UTF-8 text: save the file as “CSV UTF-8” and upload it again.")
+    ]
+    assert not Deal.objects.exists()
+
+
+def test_a_utf16_file_is_refused_as_not_utf8(setting):
+    data = (HEADER + GOOD[0] + "\n").encode("utf-16")
+    result = deals_copy_upsert(file=io.BytesIO(data), source=setting["source"])
+    assert len(result.errors) == 1 and "not UTF-8 text" in result.errors[0].message
+    assert not Deal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "external_id,partner,name,amount,currency,stage,closed,won,created_on\n",  # a column missing
+        HEADER.replace("\n", ",notes\n"),  # a column too many
+        HEADER.replace("partner,name", "name,partner"),  # the right columns out of order
+    ],
+)
+def test_a_header_other_than_the_template_names_the_columns_expected(setting, header):
+    result = deals_copy_upsert(file=csv(GOOD[0], header=header), source=setting["source"])
+    assert [(error.row, error.message) for error in result.errors] == [
+        (
+            1,
+            "The first row must name the template's columns, in order: "
+            "external_id, partner, name, amount, currency, stage, closed, won, created_on, close_date.",
+        )
+    ]
+    assert not Deal.objects.exists()
+
+
+def test_a_row_with_too_few_cells_is_named(setting):
+    result = deals_copy_upsert(file=csv(GOOD[0], "D-9,x,Short,10,USD"), source=setting["source"])
+    assert [(error.row, error.message) for error in result.errors] == [
+        (3, "This row does not have the 10 cells of the header; check its commas.")
+    ]
     assert not Deal.objects.exists()
 
 
