@@ -26,15 +26,19 @@ import codecs
 import datetime
 import io
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from django.core.exceptions import ValidationError
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from partnerhub.integrations.source_models import DataSource, Deal, PartnerMapping, PartnerMatch
+from partnerhub.integrations.facts import record_deal_observations
+from partnerhub.integrations.source_models import DataSource, Deal, PartnerMapping, PartnerMatch, SourceKind
 from partnerhub.integrations.sync import source_lock
 from partnerhub.partners.models import Partner
+from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
 
 COLUMNS = ("external_id", "partner", "name", "amount", "currency", "stage", "closed", "won", "created_on", "close_date")
@@ -114,6 +118,7 @@ class CopyResult:
     errors: list[RowError] = field(default_factory=list)
     partner_ids: set[int] = field(default_factory=set)  # partners whose deals changed, before and after
     days: set[datetime.date] = field(default_factory=set)  # their creation and close days, before and after
+    observations_written: int = 0
 
     @property
     def written(self) -> bool:
@@ -390,3 +395,36 @@ def _collect(result: CopyResult, partner_ids, created, closed) -> None:
     """Add aggregated partners and days (arrays that may hold NULL, or be NULL) to the result."""
     result.partner_ids.update(partner_id for partner_id in partner_ids or () if partner_id is not None)
     result.days.update(day for days in (created, closed) for day in days or () if day is not None)
+
+
+@transaction.atomic
+def deals_file_import(*, file: BinaryIO, source: DataSource, by=None, name: str = "") -> CopyResult:
+    """Import a large deal file into a file source and derive what it changes; PostgreSQL only.
+
+    The set-based upsert above, then the deal metrics of the partners and periods the file changed
+    (before and after each change), and one audit event on the source. All or nothing: a file
+    with any problem writes nothing, the deals and their observations commit together.
+    """
+    if source.kind != SourceKind.FILE:
+        raise ValidationError(f"{source.name} is a {source.get_kind_display()} source; deal files go to a file source.")
+    if not source.is_active:
+        raise ValidationError(f"{source.name} is switched off; switch it on to receive deals.")
+    result = deals_copy_upsert(file=file, source=source)
+    if not result.written:
+        return result
+    source_ref = f"file:{name or 'deals.csv'}:{uuid.uuid4().hex[:12]}"
+    result.observations_written = record_deal_observations(
+        partner_ids=result.partner_ids, days=result.days, currency=source.currency, source_ref=source_ref
+    )
+    changes = {
+        "rows": [None, result.rows],
+        "created": [None, result.created],
+        "updated": [None, result.updated],
+        "unchanged": [None, result.unchanged],
+        "unmatched": [None, result.unmatched],
+        "observations": [None, result.observations_written],
+        "file": [None, name],
+        "source_ref": [None, source_ref],
+    }
+    audit(actor=by, verb="deals.file_imported", target=source, changes=changes)
+    return result

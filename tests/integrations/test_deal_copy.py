@@ -7,10 +7,14 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
-from partnerhub.integrations.deal_copy import deals_copy_upsert
+from partnerhub.integrations.deal_copy import deals_copy_upsert, deals_file_import
 from partnerhub.integrations.source_models import DataSource, Deal, PartnerMapping, PartnerMatch, SourceKind
 from partnerhub.tenancy.context import tenant_scope
+from partnerhub.tenancy.models import AuditEvent
+from scorecards.models import MetricObservation
 
 pytestmark = pytest.mark.postgres
 
@@ -209,3 +213,69 @@ def test_another_tenants_deals_with_the_same_ids_are_their_own(setting):
         assert Deal.objects.filter(external_id="D-1").count() == 1
     assert Deal.objects.filter(external_id="D-1").count() == 1
     assert Deal.objects.get(external_id="D-1").partner == setting["first"]
+
+
+def _tenant_slug(setting) -> str:
+    return setting["world"].a.tenant.slug
+
+
+def test_importing_a_deal_file_derives_the_partners_metrics_and_audits_once(setting):
+
+    result = deals_file_import(file=csv(*GOOD), source=setting["source"], name="export.csv")
+
+    assert (result.created, result.unmatched) == (3, 1)
+    derived = MetricObservation.objects.filter(source_ref__startswith="file:export.csv:")
+    assert result.observations_written > 0 and derived.count() == result.observations_written
+    assert set(derived.values_list("partner_id", flat=True)) == {setting["first"].pk, setting["second"].pk}
+    event = AuditEvent.objects.get(verb="deals.file_imported")
+    assert event.changes["created"] == [None, 3]
+    assert event.changes["observations"] == [None, result.observations_written]
+
+    again = deals_file_import(file=csv(*GOOD), source=setting["source"], name="export.csv")
+    assert (again.created, again.updated, again.observations_written) == (0, 0, 0)
+    assert AuditEvent.objects.filter(verb="deals.file_imported").count() == 1
+
+
+def test_a_deal_file_with_a_problem_imports_nothing(setting):
+
+    before = MetricObservation.objects.count()
+    result = deals_file_import(file=csv(GOOD[0], GOOD[1].replace("300", "-300")), source=setting["source"])
+    assert [(error.row, error.column) for error in result.errors] == [(3, "amount")]
+    assert not Deal.objects.exists() and MetricObservation.objects.count() == before
+
+
+def test_deal_files_go_to_file_sources_only(setting):
+
+    pushed = DataSource.objects.create(name="Pushed", kind=SourceKind.API)
+    with pytest.raises(ValidationError, match="deal files go to a file source"):
+        deals_file_import(file=csv(*GOOD), source=pushed)
+    assert not Deal.objects.exists()
+
+
+def test_the_import_command_reports_counts_and_problems(setting, tmp_path):
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(HEADER + "\n".join(GOOD) + "\n", encoding="utf-8")
+    bad.write_text(HEADER + GOOD[0].replace("2026-07-01", "2026-02-30") + "\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    slug = _tenant_slug(setting)
+
+    call_command("import_deals", str(good), tenant=slug, source="Deal files", stdout=out)
+    assert "3 deals read: 3 created, 0 updated, 0 unchanged, 1 without a partner yet" in out.getvalue()
+
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("import_deals", str(bad), tenant=slug, source=str(setting["source"].pk), stderr=err)
+    assert "row 2, created_on: “2026-02-30” is not a day of the calendar." in err.getvalue()
+    with pytest.raises(CommandError, match="no file data source “Elsewhere”"):
+        call_command("import_deals", str(good), tenant=slug, source="Elsewhere")
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("import_deals", str(tmp_path / "missing.csv"), tenant=slug, source="Deal files")
+    assert Deal.objects.filter(source=setting["source"]).count() == 3
+
+
+def test_another_tenant_cannot_import_into_a_source_it_does_not_own(setting, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + GOOD[0] + "\n", encoding="utf-8")
+    other = setting["world"].b.tenant.slug
+    with pytest.raises(CommandError, match="no file data source"):
+        call_command("import_deals", str(good), tenant=other, source=str(setting["source"].pk))
+    assert not Deal.objects.exists()
