@@ -130,6 +130,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "integrations.idempotent_requests_expire_fanout_task",
         "schedule": crontab(minute=17),
     },
+    # Emails each owner one digest of their overdue actions, once per due date, per tenant.
+    "actions-overdue-reminders": {
+        "task": "actions.overdue_reminders_fanout_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
