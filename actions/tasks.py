@@ -35,3 +35,19 @@ def overdue_reminders_fanout_task() -> int:
         overdue_reminders_task.delay(tenant_id=tenant_id)
     return len(tenant_ids)
 
+
+@tenant_task(name="actions.plans_suggest_task")
+def plans_suggest_task(*, tenant_id: int, period: str) -> list[int]:
+    """Suggest remediation plans from a period's scores, after its recompute; returns the plans created."""
+    from actions.services.plans import plans_suggest
+
+    return [plan.pk for plan in plans_suggest(period=period)]
+
+
+@tenant_task(name="actions.milestones_evaluate_task")
+def milestones_evaluate_task(*, tenant_id: int, period: str) -> dict:
+    """Judge the open plans' milestones against the values observed, after a period's recompute."""
+    from actions.services.milestones import milestones_evaluate
+
+    result = milestones_evaluate(period=period)
+    return {"met": result.met, "missed": result.missed, "pending_again": result.pending_again}

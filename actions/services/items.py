@@ -304,7 +304,7 @@ def action_create(
         verb="action.created",
         target=action,
         changes={
-            **diff({}, {"partner": partner.name, **values}),
+            **diff({}, {"partner": partner.name, **{name: value for name, value in values.items() if value}}),
             **({"targets": [None, _targets_text(pairs)]} if pairs else {}),
         },
     )

@@ -699,8 +699,19 @@ def run_recompute(*, run_id: int) -> RecomputeRun | None:
         )
         raise
     RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeStatus.DONE, finished_at=timezone.now())
+    _after_period_scored(tenant_id=run.tenant_id, period=run.period)
     run.refresh_from_db()
     return run
+
+
+def _after_period_scored(*, tenant_id: int, period: str) -> None:
+    """Remediation plans are suggested from the period's new scores, and milestones judged, once they are stored."""
+    from actions.tasks import milestones_evaluate_task, plans_suggest_task
+
+    # Robust: the scores are stored; a follow-up that cannot be queued is logged, not turned into a
+    # failed recompute (the nightly recompute of the period queues them again).
+    transaction.on_commit(lambda: plans_suggest_task.delay(tenant_id=tenant_id, period=period), robust=True)
+    transaction.on_commit(lambda: milestones_evaluate_task.delay(tenant_id=tenant_id, period=period), robust=True)
 
 
 def nightly_recompute() -> list[RecomputeRun]:

@@ -252,11 +252,13 @@ def test_one_partner_recompute_stores_what_a_full_recompute_would(tenant, django
     assert summary.written == 1 and summary.reranked > 0
     fast, fast_benchmarks = snapshot(Q2), benchmarks_snapshot()
     assert any(row[10] == "1.562" for row in fast)  # the half-even percentile
-    # The benchmarks came from the period's recompute it queued, which found no score to change.
-    assert len(callbacks) == 1
+    # The benchmarks came from the period's recompute it queued, which found no score to change
+    # (and, once done, queued the remediation plans' suggestions and milestone checks).
+    assert len(callbacks) == 3
     (run,) = RecomputeRun.objects.filter(reason="benchmarks after correction")
     assert run.status == RecomputeStatus.DONE and run.scores_written == 0
-    assert AuditEvent.objects.filter(target_id=str(run.pk)).get().changes["reranked"] == [None, 0]
+    event = AuditEvent.objects.filter(target_type="scorecards.recomputerun", target_id=str(run.pk)).get()
+    assert event.changes["reranked"] == [None, 0]
 
     Score.objects.filter(period=Q2).delete()
     SegmentBenchmark.objects.filter(period=Q2).delete()
