@@ -46,8 +46,9 @@ def _lock(instance, *fields: str):
 
 @transaction.atomic
 def tenant_create(*, name: str, slug: str, fiscal_year_start_month: int = 1, **fields) -> Tenant:
-    """Create a tenant with the default partner types and metric catalogue."""
+    """Create a tenant with the default partner types, metric catalogue and collaboration prompts."""
     from partnerhub.partners.services import partner_types_seed_defaults
+    from reviews.services.prompts import prompts_ensure_defaults
     from scorecards.services.metrics import metrics_seed_defaults
 
     tenant = Tenant(name=name, slug=slug, fiscal_year_start_month=fiscal_year_start_month, **fields)
@@ -56,6 +57,7 @@ def tenant_create(*, name: str, slug: str, fiscal_year_start_month: int = 1, **f
     with tenant_scope(tenant):
         partner_types_seed_defaults()
         metrics_seed_defaults()
+        prompts_ensure_defaults(tenant)
     return tenant
 
 
