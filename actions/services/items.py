@@ -45,10 +45,10 @@ from actions.services.access import (
     require_internal,
     require_member,
 )
-from actions.services.emails import Email, send_on_commit, subject
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.audit import audit, diff
 from partnerhub.tenancy.context import current_tenant_id
+from partnerhub.tenancy.emails import Email, send_on_commit, subject
 from partnerhub.tenancy.models import Membership, User
 from partnerhub.tenancy.roles import Role
 from reviews.models import Review

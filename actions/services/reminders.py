@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from actions.models import ActionItem, ActionReminder
-from actions.services.emails import Email, send_on_commit, subject
+from partnerhub.tenancy.emails import Email, send_on_commit, subject
 from partnerhub.tenancy.models import Membership
 from partnerhub.tenancy.roles import INTERNAL_ROLES, PARTNER_ROLES
 

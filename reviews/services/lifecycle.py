@@ -9,14 +9,10 @@ meeting, and the revision it amends stays exactly as it was.
 
 from __future__ import annotations
 
-import logging
-from functools import partial
-from smtplib import SMTPException
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
@@ -24,6 +20,7 @@ from django.utils import timezone
 
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
+from partnerhub.tenancy.emails import Email, send_on_commit, subject
 from partnerhub.tenancy.models import Membership, Tenant, User
 from partnerhub.tenancy.roles import PARTNER_ROLES
 from reviews.models import (
@@ -39,8 +36,6 @@ from reviews.models import (
 )
 from reviews.preread import build_pre_read
 from reviews.services.access import clean_text, lock_review, require_reviewer
-
-logger = logging.getLogger(__name__)
 
 
 def _label(state: str) -> str:
@@ -128,17 +123,7 @@ def _portal_url() -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-def _send(subject: str, body: str, recipients: list[str]) -> None:
-    """Send after commit; a mail server that is down is logged, never turned into an error page."""
-    try:
-        send_mail(subject=subject, message=body, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=recipients)
-    except (SMTPException, OSError):
-        logger.exception("Could not send “%s” to %s", subject, ", ".join(recipients))
-
-
 def _email_partner_on_commit(review: Review) -> None:
-    # Rendered now, inside the tenant's scope; only the sending waits for the commit, so a
-    # rolled-back share sends nothing and the callback needs no database.
     review = Review.objects.select_related("partner", "cycle", "tenant").get(pk=review.pk)
     recipients = sorted(
         {
@@ -152,14 +137,10 @@ def _email_partner_on_commit(review: Review) -> None:
     if not recipients:
         return
     context = {"review": review, "partner": review.partner, "vendor": review.tenant, "portal_url": _portal_url()}
-    subject = (
-        f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Your {review.get_kind_display().lower()} for {review.period} "
-        f"with {review.tenant.name} is ready"
-    )
+    title = subject(f"Your {review.get_kind_display().lower()} for {review.period} with {review.tenant.name} is ready")
     body = render_to_string("reviews/email/shared.txt", context)
     # One message per person: partner users never see each other's addresses.
-    for recipient in recipients:
-        transaction.on_commit(partial(_send, subject, body, [recipient]))
+    send_on_commit(Email(title, body, (recipient,)) for recipient in recipients)
 
 
 # --- Amendments ---------------------------------------------------------------------------------------------

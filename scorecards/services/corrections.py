@@ -17,20 +17,15 @@ roles with ``REQUEST_CORRECTIONS``) ask, about their own partner's data; only in
 
 from __future__ import annotations
 
-import logging
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from pathlib import PurePath
-from smtplib import SMTPException
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -39,6 +34,7 @@ from django.utils import timezone
 
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
+from partnerhub.tenancy.emails import Email, send_on_commit
 from partnerhub.tenancy.models import Membership, User
 from partnerhub.tenancy.roles import Capability, Role
 from scorecards.models import (
@@ -51,8 +47,6 @@ from scorecards.models import (
     Unit,
 )
 from scorecards.services.observations import clean_value, observation_record
-
-logger = logging.getLogger(__name__)
 
 MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
 MAX_REASON_CHARS = 4000
@@ -289,37 +283,8 @@ def _audit_changes(request: CorrectionRequest, **extra: list[Any]) -> dict[str, 
 # --- Emails ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Email:
-    subject: str
-    body: str
-    recipients: tuple[str, ...]
-
-
 def _site_url(name: str) -> str:
     return settings.SITE_URL.rstrip("/") + reverse(name)
-
-
-def _send(emails: Iterable[Email]) -> None:
-    """Send after commit; a mail server that is down is logged, never turned into an error page."""
-    for email in emails:
-        try:
-            send_mail(
-                subject=email.subject,
-                message=email.body,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=list(email.recipients),
-            )
-        except (SMTPException, OSError):
-            logger.exception("Could not send “%s” to %s", email.subject, ", ".join(email.recipients))
-
-
-def _send_on_commit(*emails: Email | None) -> None:
-    # Rendered now, inside the tenant's scope; only the sending waits for the commit, so a
-    # rolled-back request sends nothing and the callback needs no database.
-    ready = [email for email in emails if email is not None and email.recipients]
-    if ready:
-        transaction.on_commit(partial(_send, ready))
 
 
 def _what(request: CorrectionRequest) -> str:
@@ -457,7 +422,7 @@ def correction_request(
             **({"evidence": [None, request.evidence_name]} if request.evidence else {}),
         ),
     )
-    _send_on_commit(_request_email(request))
+    send_on_commit([_request_email(request)])
     return request
 
 
@@ -504,7 +469,7 @@ def appeal_request(*, score: Score, reason: Any, evidence: UploadedFile | None =
             **({"evidence": [None, request.evidence_name]} if request.evidence else {}),
         ),
     )
-    _send_on_commit(_request_email(request))
+    send_on_commit([_request_email(request)])
     return request
 
 
@@ -580,7 +545,7 @@ def request_decide(*, request: CorrectionRequest, approve: bool, comment: Any = 
             request, status=[CorrectionStatus.OPEN.value, status.value], comment=[None, comment or None], **extra
         ),
     )
-    _send_on_commit(_decision_email(request))
+    send_on_commit([_decision_email(request)])
     return request
 
 

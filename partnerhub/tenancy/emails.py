@@ -1,4 +1,8 @@
-"""Emails about actions: rendered inside the transaction, sent once it commits."""
+"""Emails that follow a change: rendered inside the transaction and the tenant's scope, sent once it commits.
+
+A rolled-back change sends nothing, the callback needs no database, and a mail server that is down
+is logged, never turned into an error page or a retried job.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +27,11 @@ class Email:
 
 
 def subject(text: str) -> str:
+    """A subject line with the product's prefix."""
     return f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{text}"
 
 
 def _send(emails: Iterable[Email]) -> None:
-    """A mail server that is down is logged, never turned into an error (or a retried job)."""
     for email in emails:
         try:
             send_mail(
@@ -41,8 +45,7 @@ def _send(emails: Iterable[Email]) -> None:
 
 
 def send_on_commit(emails: Iterable[Email | None]) -> None:
-    # Rendered by the caller inside the tenant's scope; only the sending waits for the commit, so
-    # a rolled-back change sends nothing and the callback needs no database.
+    """Send these emails (None and those without recipients skipped) when the transaction commits."""
     ready = [email for email in emails if email is not None and email.recipients]
     if ready:
         transaction.on_commit(partial(_send, ready))
