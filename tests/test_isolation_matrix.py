@@ -7,9 +7,12 @@ covered here the day it is registered: the world must then hold a row of its mod
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from partnerhub.api import router
 from partnerhub.tenancy.context import tenant_scope
@@ -75,10 +78,43 @@ def test_no_api_endpoint_reveals_another_tenants_or_partners_rows(world, prefix,
                 assert status in (403, 404, 405), (who, method, url, status)
 
 
+def review_rows(world):
+    """Reviews of both partners of tenant a (the first partner's shared with it) and one of tenant b, made once."""
+    if "page_reviews" not in world.a.extra:
+        from reviews.models import CadenceRule, Review, ReviewState
+        from reviews.services.cadences import cadence_rule_create
+        from reviews.services.cycles import cycle_generate
+
+        def generate(tw, period):
+            with tenant_scope(tw.tenant):
+                if not CadenceRule.objects.filter(kind="qbr").exists():
+                    cadence_rule_create(kind="qbr", by=tw.users["admin"])
+                cycle = cycle_generate(
+                    kind="qbr",
+                    period=period,
+                    opens_on=datetime.date(2026, 1, 1),
+                    due_on=datetime.date(2026, 1, 31),
+                    capacity_per_manager=8,
+                    by=tw.users["admin"],
+                )
+                reviews = {review.partner_id: review for review in Review.objects.filter(cycle=cycle)}
+                return cycle, [reviews.get(partner.pk) for partner in tw.partners]
+
+        a_cycle, a_reviews = generate(world.a, "FY2025-Q4")
+        with tenant_scope(world.a.tenant):
+            Review.objects.filter(pk=a_reviews[0].pk).update(
+                state=ReviewState.SHARED, finalized_at=timezone.now(), shared_at=timezone.now()
+            )
+        b_cycle, b_reviews = generate(world.b, "FY2025-Q4")
+        world.a.extra["page_reviews"] = (a_cycle, a_reviews, b_cycle, next(r for r in b_reviews if r))
+    return world.a.extra["page_reviews"]
+
+
 def page_urls(world):
     """Every portal page, with the roles that may open it."""
     a_partner, a_other, b_partner = world.a.partners[0], world.a.partners[1], world.b.partners[0]
     a_version, b_version = world.a.extra["scorecards"].version, world.b.extra["scorecards"].version
+    a_cycle, (a_review, a_other_review), b_cycle, b_review = review_rows(world)
     return [
         (reverse("partner_list"), set(INTERNAL)),
         (reverse("partner_create"), {"admin", "partner_manager"}),
@@ -117,6 +153,17 @@ def page_urls(world):
         (reverse("correction_queue"), {"admin", "partner_manager"}),
         (reverse("portal_data"), set(PARTNER)),
         (reverse("correction_portal_requests"), set(PARTNER)),
+        # Reviews
+        (reverse("review_mine"), set(INTERNAL)),
+        (reverse("review_cycles"), set(INTERNAL)),
+        (reverse("review_cycle", args=[a_cycle.pk]), set(INTERNAL)),
+        (reverse("review_cycle_memo", args=[a_cycle.pk]), set(INTERNAL)),
+        (reverse("review_cycle_memo_csv", args=[a_cycle.pk]), set(INTERNAL)),
+        (reverse("review_detail", args=[a_review.pk]), set(INTERNAL)),
+        (reverse("review_detail", args=[a_other_review.pk]), set(INTERNAL)),
+        (reverse("portal_reviews"), set(PARTNER)),
+        (reverse("portal_review", args=[a_review.pk]), set(PARTNER)),
+        (reverse("portal_review", args=[a_other_review.pk]), set()),
     ], [
         reverse("partner_detail", args=[b_partner.pk]),
         reverse("partner_edit", args=[b_partner.pk]),
@@ -128,6 +175,11 @@ def page_urls(world):
         reverse("mapping_list", args=[world.b.extra["crm_source"].pk]),
         reverse("sync_run_progress", args=[world.b.extra["sync_run"].pk]),
         reverse("correction_evidence", args=[world.b.extra["correction_request"].pk]),
+        reverse("review_cycle", args=[b_cycle.pk]),
+        reverse("review_cycle_memo", args=[b_cycle.pk]),
+        reverse("review_cycle_memo_csv", args=[b_cycle.pk]),
+        reverse("review_detail", args=[b_review.pk]),
+        reverse("portal_review", args=[b_review.pk]),
     ]
 
 
