@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("scorecards.urls")),
     path("", include("partnerhub.integrations.urls")),
     path("", include("reviews.urls")),
+    path("", include("actions.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

@@ -164,6 +164,8 @@ def page_urls(world):
         (reverse("portal_reviews"), set(PARTNER)),
         (reverse("portal_review", args=[a_review.pk]), set(PARTNER)),
         (reverse("portal_review", args=[a_other_review.pk]), set()),
+        # Actions and remediation
+        *action_pages(world),
     ], [
         reverse("partner_detail", args=[b_partner.pk]),
         reverse("partner_edit", args=[b_partner.pk]),
@@ -180,6 +182,50 @@ def page_urls(world):
         reverse("review_cycle_memo_csv", args=[b_cycle.pk]),
         reverse("review_detail", args=[b_review.pk]),
         reverse("portal_review", args=[b_review.pk]),
+        *foreign_action_pages(world),
+    ]
+
+
+def _action_rows(tenant_world):
+    """An action of each partner and a suggested plan of the first, made once per world."""
+    from actions.models import ActionItem, PlanTrigger, RemediationPlan
+
+    if "action_pages" not in tenant_world.extra:
+        with tenant_scope(tenant_world.tenant):
+            own, other = (
+                ActionItem.objects.create(partner=partner, title=f"Isolation action {n}", due_on=timezone.localdate())
+                for n, partner in enumerate(tenant_world.partners)
+            )
+            plan = RemediationPlan.objects.create(
+                partner=tenant_world.partners[0], trigger=PlanTrigger.MANUAL, trigger_period="2026-Q3"
+            )
+        tenant_world.extra["action_pages"] = (own, other, plan)
+    return tenant_world.extra["action_pages"]
+
+
+def action_pages(world):
+    own, other, plan = _action_rows(world.a)
+    return [
+        (reverse("action_mine"), set(INTERNAL)),
+        (reverse("action_board"), set(INTERNAL)),
+        (reverse("action_list"), set(INTERNAL)),
+        (reverse("action_create"), set(INTERNAL)),
+        (reverse("action_detail", args=[own.pk]), set(INTERNAL)),
+        (reverse("action_detail", args=[other.pk]), set(INTERNAL)),
+        (reverse("plan_list") + "?status=all", set(INTERNAL)),
+        (reverse("plan_detail", args=[plan.pk]), set(INTERNAL)),
+        (reverse("portal_actions") + "?show=all", set(PARTNER)),
+        (reverse("portal_action_detail", args=[own.pk]), set(PARTNER)),
+        (reverse("portal_action_detail", args=[other.pk]), set()),
+    ]
+
+
+def foreign_action_pages(world):
+    action, _, plan = _action_rows(world.b)
+    return [
+        reverse("action_detail", args=[action.pk]),
+        reverse("plan_detail", args=[plan.pk]),
+        reverse("portal_action_detail", args=[action.pk]),
     ]
 
 

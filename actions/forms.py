@@ -1,0 +1,236 @@
+"""Forms of the action and remediation pages. They parse input; ``actions.services`` validates and writes.
+
+Choices are built from what the page may offer (eligible owners and leaders of the partner, the
+executives of the workspace, metrics in use); the services check the same again, so a forged choice
+is refused with the service's own words.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from actions.models import (
+    ActionKind,
+    CheckpointOutcome,
+    Comparison,
+    PlanStatus,
+    Priority,
+    RemediationPlan,
+    RootCause,
+)
+from actions.services.access import eligible_people
+from partnerhub.partners.models import Partner
+from partnerhub.tenancy.models import Membership, User
+from partnerhub.tenancy.roles import Role
+from scorecards.models import Metric
+
+TARGET_ROWS = 3
+MAX_TEXT = 20_000
+
+
+class ServiceErrorsMixin:
+    """Put a service's ValidationError on the form: by field where the form has it, else on the form."""
+
+    field_aliases: dict[str, str] = {}
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            for name, messages in error.message_dict.items():
+                name = self.field_aliases.get(name, name)
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+        else:
+            for message in error.messages:
+                self.add_error(None, message)
+
+    def all_messages(self) -> list[str]:
+        return [message for messages in self.errors.values() for message in messages]
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _text(label: str, *, rows: int = 3, help_text: str = "") -> forms.CharField:
+    # Bounds and "required" are the service's, so the page and the API say the same.
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=MAX_TEXT,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": rows}),
+    )
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return obj.get_full_name() or obj.email
+
+
+def eligible_users(partner: Partner | None):
+    """The people who may own an action of ``partner`` (or lead its plan); the program's people without one."""
+    memberships = (
+        Membership.objects.filter(eligible_people(partner))
+        if partner
+        else Membership.objects.filter(role__in=[Role.ADMIN, Role.PARTNER_MANAGER, Role.EXECUTIVE])
+    )
+    return User.objects.filter(pk__in=memberships.values("user_id"), is_active=True).order_by("full_name", "email")
+
+
+def executives():
+    return User.objects.filter(
+        pk__in=Membership.objects.filter(role=Role.EXECUTIVE).values("user_id"), is_active=True
+    ).order_by("full_name", "email")
+
+
+class ActionCreateForm(ServiceErrorsMixin, forms.Form):
+    """A new action for a partner: what, who, when, why, and the metrics it means to move."""
+
+    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), label="Partner")
+    title = forms.CharField(label="Title", required=False, max_length=MAX_TEXT)
+    owner = PersonChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        label="Owner",
+        help_text="One of the program's people or a user of the partner.",
+    )
+    due_on = forms.DateField(label="Due on", widget=_date_input())
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM, label="Priority")
+    kind = forms.ChoiceField(choices=ActionKind.choices, initial=ActionKind.QUICK_WIN, label="Kind")
+    root_cause = forms.ChoiceField(choices=RootCause.choices, initial=RootCause.OTHER, label="Root cause")
+    plan = forms.ModelChoiceField(
+        queryset=RemediationPlan.objects.none(), required=False, label="Remediation plan", empty_label="None"
+    )
+    description = _text("Description")
+    impact_estimate = _text("Impact estimate", help_text="What changes if it is done, and by how much.")
+    success_criteria = _text("Success criteria")
+    resources = _text("Resources", help_text="People, budget and material it needs.")
+    contingency = _text("Contingency", help_text="What happens if it slips.")
+
+    def __init__(self, *args, partner: Partner | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chosen_partner = partner
+        self.fields["partner"].queryset = Partner.objects.order_by("name")
+        self.fields["owner"].queryset = eligible_users(partner)
+        self.fields["plan"].queryset = (
+            RemediationPlan.objects.open().filter(partner=partner) if partner else RemediationPlan.objects.none()
+        )
+        metrics = Metric.objects.filter(is_active=True).order_by("name")
+        for row in range(1, TARGET_ROWS + 1):
+            self.fields[f"target_metric_{row}"] = forms.ModelChoiceField(
+                queryset=metrics, required=False, label=f"Target metric {row}", empty_label="No metric"
+            )
+            self.fields[f"target_value_{row}"] = forms.CharField(
+                required=False, max_length=40, label=f"Target value {row}"
+            )
+
+    def target_rows(self):
+        return [(self[f"target_metric_{row}"], self[f"target_value_{row}"]) for row in range(1, TARGET_ROWS + 1)]
+
+    def targets(self) -> list[tuple[Metric, str]]:
+        pairs = []
+        for row in range(1, TARGET_ROWS + 1):
+            metric = self.cleaned_data.get(f"target_metric_{row}")
+            value = self.cleaned_data.get(f"target_value_{row}", "")
+            if metric is not None:
+                pairs.append((metric, value))
+            elif value.strip():
+                self.add_error(f"target_metric_{row}", "Choose the metric this target value is for.")
+        return pairs
+
+    def save(self, *, by: User):
+        """The new action; None with the form's errors set when it cannot be made."""
+        from actions.services.items import action_create
+
+        if not self.is_valid():
+            return None
+        data = self.cleaned_data
+        targets = self.targets()
+        if self.errors:
+            return None
+        try:
+            return action_create(
+                partner=data["partner"],
+                by=by,
+                title=data["title"],
+                due_on=data["due_on"],
+                owner=data["owner"],
+                plan=data["plan"],
+                description=data["description"],
+                priority=data["priority"],
+                root_cause=data["root_cause"],
+                impact_estimate=data["impact_estimate"],
+                success_criteria=data["success_criteria"],
+                resources=data["resources"],
+                contingency=data["contingency"],
+                kind=data["kind"],
+                targets=targets,
+            )
+        except ValidationError as error:
+            self.add_service_errors(error)
+            return None
+
+
+class CommentForm(ServiceErrorsMixin, forms.Form):
+    body = _text("Comment", rows=3)
+
+
+class ProgressForm(ServiceErrorsMixin, forms.Form):
+    percent = forms.CharField(
+        label="Progress (%)", max_length=8, widget=forms.NumberInput(attrs={"min": 0, "max": 100})
+    )
+    note = _text("What moved", rows=2)
+
+
+class TransitionForm(ServiceErrorsMixin, forms.Form):
+    to = forms.CharField(max_length=32)
+    note = _text("Note", rows=2, help_text="Required to block, cancel or reopen.")
+    field_aliases = {"to": None}
+
+
+class EscalateForm(ServiceErrorsMixin, forms.Form):
+    to = PersonChoiceField(queryset=User.objects.none(), label="Executive sponsor")
+    reason = _text("Why it is escalated", rows=3)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to"].queryset = executives()
+
+
+class PlanActivateForm(ServiceErrorsMixin, forms.Form):
+    leader = PersonChoiceField(queryset=User.objects.none(), label="Leader", required=False)
+    root_cause = forms.ChoiceField(choices=[("", "Choose…"), *RootCause.choices], label="Root cause", required=False)
+    root_cause_analysis = _text("Root-cause analysis", rows=5, help_text="What went wrong, and why.")
+
+    def __init__(self, *args, partner: Partner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["leader"].queryset = eligible_users(partner)
+
+
+class MilestoneForm(ServiceErrorsMixin, forms.Form):
+    title = forms.CharField(label="Title", required=False, max_length=MAX_TEXT)
+    due_on = forms.DateField(label="Due on", widget=_date_input())
+    period = forms.CharField(
+        label="Period", max_length=20, help_text="The period whose value is checked, e.g. 2026-Q3."
+    )
+    metric = forms.ModelChoiceField(queryset=Metric.objects.none(), label="Metric")
+    comparison = forms.ChoiceField(choices=Comparison.choices, initial=Comparison.AT_LEAST, label="Comparison")
+    target_value = forms.CharField(label="Target value", max_length=40)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["metric"].queryset = Metric.objects.filter(is_active=True).order_by("name")
+
+
+class CheckpointForm(ServiceErrorsMixin, forms.Form):
+    held_on = forms.DateField(label="Held on", widget=_date_input())
+    outcome = forms.ChoiceField(choices=CheckpointOutcome.choices, label="Outcome")
+    note = _text("Note", rows=3, help_text="Required when the plan is at risk or off track.")
+
+
+class PlanCloseForm(ServiceErrorsMixin, forms.Form):
+    status = forms.ChoiceField(
+        choices=[(PlanStatus.COMPLETED, "Completed"), (PlanStatus.CANCELLED, "Cancelled")], label="Close as"
+    )
+    note = _text("Closing note", rows=3, help_text="Required to cancel.")
