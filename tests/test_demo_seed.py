@@ -13,7 +13,20 @@ from django.core.management import call_command
 from django.db.models import Count, F
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from actions.models import (
+    ActionItem,
+    ActionReminder,
+    ActionStatus,
+    ActionUpdate,
+    Checkpoint,
+    Milestone,
+    MilestoneStatus,
+    PlanStatus,
+    RemediationPlan,
+)
+from actions.services.reminders import overdue_reminders_send
 from partnerhub.integrations.source_models import (
     DataSource,
     Deal,
@@ -54,6 +67,20 @@ from partnerhub.tenancy.management.demo_scorecards import (
 from partnerhub.tenancy.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
 from partnerhub.tenancy.roles import INTERNAL_ROLES, Role
 from partnerhub.tenancy.selectors import memberships_of
+from reviews.models import (
+    CadenceRule,
+    CollaborationRating,
+    DevelopmentCommitment,
+    MeetingNote,
+    NoteVisibility,
+    PartnerVoice,
+    Review,
+    ReviewCycle,
+    ReviewDecision,
+    ReviewKind,
+    ReviewState,
+    ReviewTrack,
+)
 from scorecards.models import (
     CheckReview,
     CorrectionKind,
@@ -93,6 +120,16 @@ TENANT_OWNED = [
     PartnerMapping,
     ObservationCheck,
     CorrectionRequest,
+    CadenceRule,
+    ReviewCycle,
+    Review,
+    PartnerVoice,
+    ActionItem,
+    ActionUpdate,
+    ActionReminder,
+    RemediationPlan,
+    Milestone,
+    Checkpoint,
 ]
 PEOPLE = sorted({(person.email, person.role) for workspace in WORKSPACES for person in workspace.people})
 
@@ -120,10 +157,16 @@ def seeded(db) -> str:
 
 def test_seed_run_twice_creates_nothing_the_second_time(seeded):
     first = row_counts()
+    # The reviews story is checked here, on this test's seed, to keep the suite to the seeds it has.
+    assert_reviews_and_follow_up_are_in_place()
 
     output = seed()
 
     assert row_counts() == first
+    # The seed's overdue digest ran again and reminded nobody a second time; so does the next one.
+    assert first["northwind.actions.actionreminder"] >= 3
+    with tenant_scope(northwind()):
+        assert overdue_reminders_send(today=timezone.localdate()).reminders == 0
     assert "nothing to create" in output
     assert first["tenants"] == 2
     assert first["northwind.partners.partner"] == 80
@@ -437,3 +480,67 @@ def test_alpine_has_corrections_in_every_state_and_its_score_follows_the_approve
         verbs = Counter(AuditEvent.objects.values_list("verb", flat=True))
         assert verbs["correction.requested"] == 3 and verbs["appeal.requested"] == 1
         assert verbs["correction.approved"] == verbs["correction.rejected"] == 1
+
+
+# --- Reviews and their follow-up ---------------------------------------------------------------------
+
+
+def assert_reviews_and_follow_up_are_in_place():
+    tenant = northwind()
+    with tenant_scope(tenant):
+        assert CadenceRule.objects.values("kind").distinct().count() == len(ReviewKind.values)
+        cycle = ReviewCycle.objects.get(kind=ReviewKind.QBR, period=quarters(tenant)[-1])
+        assert ReviewCycle.objects.filter(kind=ReviewKind.CHECK_IN).exists()
+        reviews = Review.objects.filter(cycle=cycle).select_related("amends")
+        current = reviews.current()
+        assert set(current.values_list("state", flat=True)) == set(ReviewState.values)
+        assert set(current.values_list("track", flat=True)) == set(ReviewTrack.values)
+        assert current.filter(track=ReviewTrack.MONITORED).count() > current.filter(track=ReviewTrack.DETAILED).count()
+        [amendment] = reviews.filter(revision=2)
+        assert amendment.state == ReviewState.SHARED and amendment.amendment_reason
+        assert amendment.amends.state == ReviewState.SHARED and amendment.amends.revision == 1
+        assert not current.filter(state=ReviewState.PREPARING, pre_read_frozen_at__isnull=True).exists()
+        assert current.filter(state=ReviewState.PREPARING).count() == 2
+        assert not current.filter(state=ReviewState.SHARED, summary="").exists()
+        for review in current.filter(state=ReviewState.IN_MEETING):
+            assert CollaborationRating.objects.filter(review=review).count() == 4
+            assert set(MeetingNote.objects.filter(review=review).values_list("visibility", flat=True)) == set(
+                NoteVisibility.values
+            )
+            assert ReviewDecision.objects.filter(review=review).exists()
+            assert DevelopmentCommitment.objects.filter(review=review).count() >= 2
+        followed_up = DevelopmentCommitment.objects.filter(review__cycle=cycle, action_item__isnull=False)
+        assert followed_up.filter(review__state=ReviewState.IN_MEETING).exists()
+        voice = PartnerVoice.objects.select_related("review__partner", "submitted_by").get(review__cycle=cycle)
+        assert voice.review.partner.name == SHARED_PARTNER_NAME and voice.wins and voice.asks
+        assert Membership.objects.get(user=voice.submitted_by).role == Role.PARTNER_MEMBER
+
+        today = timezone.localdate()
+        actions = ActionItem.objects.all()
+        assert set(actions.values_list("status", flat=True)) == set(ActionStatus.values)
+        overdue = actions.overdue(today)
+        assert overdue.count() >= 3 and overdue.filter(owner__memberships__partner__isnull=False).exists()
+        [escalated] = actions.filter(escalated_to__isnull=False)
+        assert Membership.objects.get(user=escalated.escalated_to).role == Role.EXECUTIVE
+        assert actions.filter(owner__memberships__role=Role.PARTNER_MEMBER).exists()
+        assert set(ActionUpdate.objects.values_list("kind", flat=True)) == {
+            "comment",
+            "progress",
+            "status",
+            "escalation",
+        }
+        assert ActionReminder.objects.count() == overdue.filter(owner__isnull=False).count()
+
+        [plan] = RemediationPlan.objects.filter(status=PlanStatus.ACTIVE)
+        assert plan.leader_id and plan.root_cause and plan.root_cause_analysis
+        statuses = Counter(Milestone.objects.filter(plan=plan).values_list("status", flat=True))
+        assert statuses == {MilestoneStatus.MET: 1, MilestoneStatus.MISSED: 1, MilestoneStatus.PENDING: 1}
+        for milestone in Milestone.objects.filter(plan=plan).exclude(status=MilestoneStatus.PENDING):
+            assert milestone.observed_value is not None and milestone.evaluated_at is not None
+        assert Checkpoint.objects.filter(plan=plan).count() == 2
+        assert RemediationPlan.objects.filter(status=PlanStatus.SUGGESTED).exists()
+        assert actions.filter(plan=plan).exists()
+    with tenant_scope(Tenant.objects.get(slug="contoso")):
+        voice = PartnerVoice.objects.select_related("review__partner").get()
+        assert voice.review.partner.name == SHARED_PARTNER_NAME
+        assert Review.objects.exclude(state=ReviewState.SCHEDULED).count() == 0

@@ -4,7 +4,8 @@ governed scorecard with eight quarters of observations and computed scores.
 Deterministic (a fixed random seed) and idempotent: rows are looked up by their natural keys
 (tenant slug, email, partner name, key name) and only the missing ones are created, through the
 same services the portal uses, so the audit log tells the story of the seed like any other change.
-The scorecard part lives in ``partnerhub.tenancy.management.demo_scorecards``.
+The scorecard part lives in ``partnerhub.tenancy.management.demo_scorecards``, the reviews and
+their follow-up in ``partnerhub.tenancy.management.demo_reviews``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from partnerhub.partners.models import DEFAULT_PARTNER_TYPES, LifecycleStage, Pa
 from partnerhub.partners.services import partner_create
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.management.demo_ingestion import seed_ingestion
+from partnerhub.tenancy.management.demo_reviews import seed_reviews
 from partnerhub.tenancy.management.demo_scorecards import SCORECARD_NAME, SeededScorecard, seed_scorecard
 from partnerhub.tenancy.models import ApiKey, ApiKeyAccess, Membership, Tenant, User
 from partnerhub.tenancy.roles import Role
@@ -299,6 +301,10 @@ class Command(BaseCommand):
                     tenant=tenant, admin=admin, seeded=seeded, workspace=workspace, specs=partner_specs(workspace)
                 )
             )
+        # Reviews follow the scores: Northwind's in full, Contoso's cycle just opened.
+        self.created.update(
+            seed_reviews(tenant=tenant, admin=admin, periods=seeded.periods, full=workspace is NORTHWIND)
+        )
 
     def _user(self, person: Person) -> User:
         user = User.objects.filter(email=person.email).first()
