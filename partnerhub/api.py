@@ -2,8 +2,10 @@
 
 from rest_framework.routers import DefaultRouter
 
+from actions.api.views import ActionItemViewSet, RemediationPlanViewSet
 from partnerhub.integrations.api.views import DataSourceViewSet, DealViewSet, SyncRunViewSet
 from partnerhub.partners.api.views import PartnerViewSet
+from reviews.api.views import CadenceRuleViewSet, ReviewCycleViewSet, ReviewViewSet
 from scorecards.api.corrections import CorrectionRequestViewSet
 from scorecards.api.scores import ScoreViewSet, SegmentBenchmarkViewSet
 from scorecards.api.views import (
@@ -27,3 +29,8 @@ router.register("deals", DealViewSet, basename="deal")
 router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("corrections", CorrectionRequestViewSet, basename="correction")
+router.register("cadence-rules", CadenceRuleViewSet, basename="cadence-rule")
+router.register("review-cycles", ReviewCycleViewSet, basename="review-cycle")
+router.register("reviews", ReviewViewSet, basename="review")
+router.register("action-items", ActionItemViewSet, basename="action-item")
+router.register("remediation-plans", RemediationPlanViewSet, basename="remediation-plan")

@@ -208,6 +208,19 @@ def review_workspace(*, review_id: Any, viewer: User) -> ReviewWorkspace:
     return _filled(workspace, review, internal=True)
 
 
+def review_workspace_for_integration(*, review: Review) -> ReviewWorkspace:
+    """A review's whole workspace as the program's integrations (API keys) read it: as internal people do, read-only."""
+    review = Review.objects.select_related("partner").get(pk=review.pk)
+    voice = PartnerVoice.objects.filter(review=review).first()
+    workspace = ReviewWorkspace(header=_header(review), audience="internal", review=review, voice=voice)
+    workspace.revisions = list(
+        Review.objects.filter(cycle_id=review.cycle_id, partner_id=review.partner_id)
+        .order_by("revision")
+        .values("pk", "revision", "state")
+    )
+    return _filled(workspace, review, internal=True)
+
+
 def _filled(workspace: ReviewWorkspace, review: Review, *, internal: bool) -> ReviewWorkspace:
     ratings = CollaborationRating.objects.filter(review=review).select_related("prompt", "rated_by")
     workspace.ratings = {rating.prompt_id: rating for rating in ratings}

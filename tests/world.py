@@ -61,6 +61,7 @@ def build_tenant_world(slug: str, *, source_facts: bool = False) -> TenantWorld:
     extra = {"scorecards": scorecards, "correction_request": add_correction_request(tenant, memberships)}
     if source_facts:
         extra.update(add_source_facts(tenant=tenant, partner=partners[1]))
+        extra.update(add_review_and_action_rows(tenant=tenant, partner=partners[0]))
     return TenantWorld(
         tenant=tenant,
         partners=partners,
@@ -117,6 +118,28 @@ def add_source_facts(*, tenant: Tenant, partner: Partner) -> dict:
             source=crm, status=SyncStatus.SUCCEEDED, trigger="manual", started_at=now, finished_at=now, until=now
         )
     return {"api_source": push, "deal": deal, "crm_source": crm, "sync_run": run}
+
+
+def add_review_and_action_rows(*, tenant: Tenant, partner: Partner) -> dict:
+    """A cadence rule, a cycle with one review, an action and a suggested plan: rows for isolation tests."""
+    from actions.models import ActionItem, PlanTrigger, RemediationPlan
+    from reviews.models import CadenceRule, Review, ReviewCycle
+
+    with tenant_scope(tenant):
+        rule = CadenceRule.objects.create(kind="qbr")
+        cycle = ReviewCycle.objects.create(
+            name="FY2026-Q3 business reviews",
+            kind="qbr",
+            period="FY2026-Q3",
+            opens_on=date(2026, 10, 1),
+            due_on=date(2026, 10, 31),
+        )
+        review = Review.objects.create(
+            cycle=cycle, partner=partner, kind="qbr", period="FY2026-Q3", due_on=cycle.due_on
+        )
+        action = ActionItem.objects.create(partner=partner, title="World action", due_on=date(2026, 12, 1))
+        plan = RemediationPlan.objects.create(partner=partner, trigger=PlanTrigger.MANUAL, trigger_period="FY2026-Q3")
+    return {"cadence_rule": rule, "review_cycle": cycle, "review": review, "action_item": action, "plan": plan}
 
 
 def build_world() -> World:
