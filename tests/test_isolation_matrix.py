@@ -187,7 +187,7 @@ def page_urls(world):
 
 
 def _action_rows(tenant_world):
-    """An action of each partner and a suggested plan of the first, made once per world."""
+    """An action of each partner and an open plan of the first, made once per world."""
     from actions.models import ActionItem, PlanTrigger, RemediationPlan
 
     if "action_pages" not in tenant_world.extra:
@@ -196,7 +196,8 @@ def _action_rows(tenant_world):
                 ActionItem.objects.create(partner=partner, title=f"Isolation action {n}", due_on=timezone.localdate())
                 for n, partner in enumerate(tenant_world.partners)
             )
-            plan = RemediationPlan.objects.create(
+            # The world may hold a plan of its own for the first partner (one open plan each).
+            plan = tenant_world.extra.get("plan") or RemediationPlan.objects.create(
                 partner=tenant_world.partners[0], trigger=PlanTrigger.MANUAL, trigger_period="2026-Q3"
             )
         tenant_world.extra["action_pages"] = (own, other, plan)

@@ -538,7 +538,7 @@ def test_internal_people_find_no_portal_action_pages(world, role):
 @pytest.mark.parametrize("role", INTERNAL)
 def test_another_tenants_actions_and_plans_are_not_found(world, role):
     foreign = make(world.b)
-    plan = open_plan(world.b, 0)
+    plan = open_plan(world.b, 1)  # partner 0 holds the world's own suggested plan
     client = session(world.a, role)
     for url in (reverse("action_detail", args=[foreign.pk]), reverse("plan_detail", args=[plan.pk])):
         assert client.get(url).status_code == 404, url
