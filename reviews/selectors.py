@@ -10,7 +10,6 @@ review that is scheduled or preparing. Anything else answers "not found", like a
 from __future__ import annotations
 
 import datetime
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +20,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from actions.models import ActionItem, RemediationPlan
+from partnerhub.integrations.tabular import formula_safe
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.context import current_tenant_id
 from partnerhub.tenancy.models import Membership, Tenant, User
@@ -50,8 +50,6 @@ VOICE_STATES = (ReviewState.SCHEDULED, ReviewState.PREPARING)
 TOP_IMPROVEMENTS = 5
 NO_SCORE = "none"
 MAX_ID = 2**63 - 1
-_FORMULA_LIKE = re.compile(r"^(?:\s*[=+@-]|[\t\r])")
-_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(?:[.][0-9]+)?$")
 
 
 def cadence_rule_for(partner: Partner) -> CadenceRule | None:
@@ -380,14 +378,8 @@ def cycle_memo(*, cycle: ReviewCycle, today: datetime.date | None = None) -> Cyc
 
 
 def _cell(value: Any) -> str:
-    """A cell of a file people open in spreadsheets: text a spreadsheet would run as a formula gets a leading '.
-
-    That is text starting with =, +, -, @, a tab or a carriage return, unless it is a plain number.
-    """
-    text = "" if value is None else str(value)
-    if _FORMULA_LIKE.match(text) and not _PLAIN_NUMBER.match(text):
-        return f"'{text}"
-    return text
+    """A cell of the memo's CSV, quoted where a spreadsheet would run it as a formula."""
+    return formula_safe("" if value is None else str(value))
 
 
 def _signed(value: int | Decimal | None) -> str:
