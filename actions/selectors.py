@@ -26,8 +26,9 @@ from actions.models import (
     RemediationPlan,
     RootCause,
 )
-from actions.services.access import NO_SUCH_ACTION, NO_SUCH_PLAN, NOT_A_MEMBER, membership_of
+from actions.services.access import NO_SUCH_ACTION, NO_SUCH_PLAN, NOT_A_MEMBER
 from partnerhub.tenancy.models import Membership, User
+from partnerhub.tenancy.selectors import acting_membership
 
 # The board's columns, left to right.
 BOARD_COLUMNS = (
@@ -43,7 +44,7 @@ PARTNER_VISIBLE_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.COMPLETED)
 
 
 def _member(by: Any) -> Membership:
-    membership = membership_of(by)
+    membership = acting_membership(by)
     if membership is None:
         raise PermissionDenied(NOT_A_MEMBER)
     return membership

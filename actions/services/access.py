@@ -19,21 +19,15 @@ from partnerhub.partners.models import Partner
 from partnerhub.tenancy.context import current_tenant_id
 from partnerhub.tenancy.models import Membership, User
 from partnerhub.tenancy.roles import INTERNAL_ROLES, PARTNER_ROLES
+from partnerhub.tenancy.selectors import acting_membership
 
 NO_SUCH_ACTION = "No such action."
 NO_SUCH_PLAN = "No such remediation plan."
 NOT_A_MEMBER = "You are not a member of this workspace."
 
 
-def membership_of(by: Any) -> Membership | None:
-    """``by``'s membership in the active workspace; None for anyone else (or an inactive person)."""
-    if not isinstance(by, User) or not by.is_active:
-        return None
-    return Membership.objects.filter(user=by).first()
-
-
 def require_member(by: Any) -> Membership:
-    membership = membership_of(by)
+    membership = acting_membership(by)
     if membership is None:
         raise PermissionDenied(NOT_A_MEMBER)
     return membership

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.db.models import F, Q
@@ -26,6 +27,16 @@ def memberships_of(user: User):
         .select_related("tenant")
         .order_by("tenant__name")
     )
+
+
+def acting_membership(by: Any) -> Membership | None:
+    """The acting person's membership of the active tenant, with its partner; None for anyone else.
+
+    None for an API key, an inactive person, or a person who is not a member of the workspace.
+    """
+    if not isinstance(by, User) or not by.is_active:
+        return None
+    return Membership.objects.filter(user=by).select_related("partner").first()
 
 
 def active_membership_for(user: User, *, preferred_tenant_id: int | None) -> Membership | None:

@@ -15,24 +15,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from partnerhub.tenancy.context import current_tenant_id
-from partnerhub.tenancy.models import Membership, User
+from partnerhub.tenancy.models import Membership
 from partnerhub.tenancy.roles import Capability
+from partnerhub.tenancy.selectors import acting_membership
 from reviews.models import Review, ReviewState
 
 NOT_FOUND = "No such review."
 MAX_TEXT_CHARS = 8000
 
 
-def membership_of(by: Any) -> Membership | None:
-    """The acting person's membership of the active tenant, or None (not a person, inactive, not a member)."""
-    if not isinstance(by, User) or not by.is_active:
-        return None
-    return Membership.objects.filter(user=by).select_related("partner").first()
-
-
 def require_reviewer(by: Any) -> Membership:
     """An internal member who runs reviews (administrators and partner managers)."""
-    membership = membership_of(by)
+    membership = acting_membership(by)
     if membership is None or not membership.is_internal or not membership.can(Capability.EDIT_PARTNERS):
         raise PermissionDenied("Your role does not run reviews.")
     return membership
@@ -40,7 +34,7 @@ def require_reviewer(by: Any) -> Membership:
 
 def require_configurer(by: Any) -> Membership:
     """An internal member who configures the workspace: cadences, prompts and review cycles."""
-    membership = membership_of(by)
+    membership = acting_membership(by)
     if membership is None or not membership.is_internal or not membership.can(Capability.CONFIGURE_TENANT):
         raise PermissionDenied("Only administrators set up review cadences, prompts and cycles.")
     return membership

@@ -20,6 +20,7 @@ from actions.models import ActionItem
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
 from partnerhub.tenancy.models import Membership, User
+from partnerhub.tenancy.selectors import acting_membership
 from reviews.models import (
     CollaborationPrompt,
     CollaborationRating,
@@ -37,7 +38,6 @@ from reviews.services.access import (
     clean_text,
     ensure_open,
     lock_review,
-    membership_of,
     require_own,
     require_reviewer,
 )
@@ -187,7 +187,7 @@ def decision_record(
     rationale = clean_text(rationale, field="rationale", label="reason for the decision", limit=MAX_SHORT_TEXT)
     decided_by_name = clean_text(decided_by_name, field="decided_by_name", label="name", required=False, limit=200)
     if decided_by is not None:
-        member = membership_of(decided_by)
+        member = acting_membership(decided_by)
         if member is None or not (member.is_internal or member.partner_id == review.partner_id):
             raise ValidationError({"decided_by": "Choose one of our people or of this partner's people."})
     elif not decided_by_name:
@@ -231,7 +231,7 @@ def summary_set(*, review: Review, summary: Any, by: User) -> Review:
 def _require_partner_user(review: Review, by: Any) -> Membership:
     """One of the review's partner's own people; to a stranger the review does not exist."""
     require_own(review)
-    membership = membership_of(by)
+    membership = acting_membership(by)
     if membership is None:
         raise Http404(NOT_FOUND)
     if membership.is_internal:
