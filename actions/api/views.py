@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -31,28 +31,17 @@ from actions.models import (
 from actions.selectors import PARTNER_VISIBLE_PLAN_STATUSES
 from actions.services import items, plans
 from partnerhub.partners.models import Partner
-from partnerhub.tenancy.api.permissions import TenantMember
+from partnerhub.tenancy.api.permissions import PeopleWrite as BasePeopleWrite
 from partnerhub.tenancy.api.viewsets import TenantViewSet
-from partnerhub.tenancy.models import ApiKey, Membership
+from partnerhub.tenancy.models import Membership
 from reviews.models import Review
 from scorecards.models import Metric
 
 MAX_ID = 2**63 - 1
 
 
-class PeopleWrite(TenantMember):
-    """Reading as for any tenant data; writes by the workspace's people, whose roles the services check.
-    API keys read only: actions are owned, moved and followed up by people."""
-
-    def has_permission(self, request, view) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return super().has_permission(request, view)
-        if getattr(request, "tenant", None) is None:
-            return False
-        if isinstance(request.auth, ApiKey):
-            self.message = "Actions and plans are changed by people; API keys read them only."
-            return False
-        return getattr(request, "membership", None) is not None
+class PeopleWrite(BasePeopleWrite):
+    api_key_message = "Actions and plans are changed by people; API keys read them only."
 
 
 def _person(pk, field: str):

@@ -14,13 +14,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from actions.models import ActionItem
 from partnerhub.partners.models import PartnerType
-from partnerhub.tenancy.api.permissions import TenantMember
+from partnerhub.tenancy.api.permissions import PeopleWrite as BasePeopleWrite
 from partnerhub.tenancy.api.viewsets import TenantViewSet
 from partnerhub.tenancy.models import ApiKey, Membership
 from partnerhub.tenancy.roles import Capability
@@ -40,19 +40,8 @@ MAX_ID = 2**63 - 1
 VOICE_STATES = (ReviewState.SCHEDULED, ReviewState.PREPARING)
 
 
-class PeopleWrite(TenantMember):
-    """Reading as for any tenant data; writes by the workspace's people, whose roles the services check.
-    API keys read only: reviews are run, and their input given, by people."""
-
-    def has_permission(self, request, view) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return super().has_permission(request, view)
-        if getattr(request, "tenant", None) is None:
-            return False
-        if isinstance(request.auth, ApiKey):
-            self.message = "Reviews are run by people; API keys read them only."
-            return False
-        return getattr(request, "membership", None) is not None
+class PeopleWrite(BasePeopleWrite):
+    api_key_message = "Reviews are run by people; API keys read them only."
 
 
 def _is_partner_user(request) -> bool:

@@ -39,3 +39,23 @@ class TenantMember(permissions.BasePermission):
             self.message = "Your role does not allow this."
             return False
         return True
+
+
+class PeopleWrite(TenantMember):
+    """Reading as for any tenant data; writes only by the workspace's people, whose roles the services check.
+
+    For areas whose writes name a person (who ran a review, who owns an action): API keys read only.
+    A subclass says why in ``api_key_message``.
+    """
+
+    api_key_message = "This is changed by people; API keys read it only."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return super().has_permission(request, view)
+        if getattr(request, "tenant", None) is None:
+            return False
+        if isinstance(request.auth, ApiKey):
+            self.message = self.api_key_message
+            return False
+        return getattr(request, "membership", None) is not None
