@@ -29,7 +29,7 @@ from actions.models import (
     RootCause,
 )
 from actions.selectors import PARTNER_VISIBLE_PLAN_STATUSES
-from actions.services import items, plans
+from actions.services import escalation, followup, items, plans
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.api.permissions import PeopleWrite as BasePeopleWrite
 from partnerhub.tenancy.api.viewsets import TenantViewSet
@@ -222,7 +222,7 @@ class ActionItemViewSet(
     def transition(self, request, pk=None):
         found = self.get_object()
         data = self._input(s.ActionTransitionSerializer)
-        items.action_transition(action=found, to=data["to"], note=data.get("note", ""), by=request.user)
+        followup.action_transition(action=found, to=data["to"], note=data.get("note", ""), by=request.user)
         return self._answer(found.pk)
 
     @extend_schema(
@@ -233,7 +233,7 @@ class ActionItemViewSet(
     )
     @action(detail=True, methods=["post"])
     def comment(self, request, pk=None):
-        update = items.action_comment(
+        update = followup.action_comment(
             action=self.get_object(), body=self._input(s.ActionCommentSerializer)["body"], by=request.user
         )
         return Response(s.ActionUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
@@ -248,7 +248,7 @@ class ActionItemViewSet(
     @action(detail=True, methods=["post"])
     def progress(self, request, pk=None):
         data = self._input(s.ActionProgressSerializer)
-        update = items.action_progress(
+        update = followup.action_progress(
             action=self.get_object(), percent=data["percent"], note=data.get("note", ""), by=request.user
         )
         return Response(s.ActionUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
@@ -265,7 +265,7 @@ class ActionItemViewSet(
     def escalate(self, request, pk=None):
         found = self.get_object()
         data = self._input(s.ActionEscalateSerializer)
-        items.action_escalate(action=found, to=_person(data["to"], "to"), reason=data["reason"], by=request.user)
+        escalation.action_escalate(action=found, to=_person(data["to"], "to"), reason=data["reason"], by=request.user)
         return self._answer(found.pk)
 
 

@@ -34,6 +34,7 @@ from actions.services.access import (
     is_eligible_person,
     require_internal,
 )
+from actions.services.checks import clean_text, raise_errors
 from partnerhub.partners.models import Partner, PartnerStatus
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
@@ -42,7 +43,6 @@ from scorecards.models import Metric, Rating, Score
 from scorecards.periods import PeriodError, parse_period
 from scorecards.services.observations import clean_value
 
-MAX_TEXT_CHARS = 10_000
 PROGRAM_ONLY = "Remediation plans are run by the program's people."
 FLAG_FIELDS = (
     ("regression", "flag_regression"),
@@ -54,25 +54,6 @@ FLAG_FIELDS = (
 
 def _plain(number: Decimal | None) -> str | None:
     return None if number is None else format(number, "f")
-
-
-def _text(value: Any, field: str, errors: dict[str, list[str]], *, missing: str | None = None) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        errors.setdefault(field, []).append("Give it as text.")
-        return ""
-    text = value.strip()
-    if missing and not text:
-        errors.setdefault(field, []).append(missing)
-    elif len(text) > MAX_TEXT_CHARS:
-        errors.setdefault(field, []).append(f"Keep it under {MAX_TEXT_CHARS:,} characters ({len(text):,} now).")
-    return text
-
-
-def _raise(errors: dict[str, list[str]]) -> None:
-    if errors:
-        raise ValidationError(errors)
 
 
 def _locked(plan: Any) -> RemediationPlan:
@@ -128,7 +109,7 @@ def plans_suggest(*, period: str) -> list[RemediationPlan]:
     """
     errors: dict[str, list[str]] = {}
     period = _canonical_period(period, "period", errors)
-    _raise(errors)
+    raise_errors(errors)
     plans = RemediationPlan.objects.filter(partner_id=OuterRef("partner_id"))
     scores = (
         Score.objects.current()
@@ -182,8 +163,8 @@ def plan_open(*, partner: Partner, by: User, trigger_period: str, note: str = ""
         raise ValidationError({"partner": "Choose a partner of this workspace."})
     errors: dict[str, list[str]] = {}
     period = _canonical_period(trigger_period, "trigger_period", errors)
-    note = _text(note, "note", errors)
-    _raise(errors)
+    note = clean_text(note, "note", errors)
+    raise_errors(errors)
     if RemediationPlan.objects.open().filter(partner=partner).exists():
         raise ValidationError(f"{partner.name} already has an open remediation plan.", code="already_open")
     plan = RemediationPlan(
@@ -228,13 +209,13 @@ def plan_activate(
         errors["leader"] = [f"The leader must be one of the program's people or a user of {plan.partner.name}."]
     if root_cause not in RootCause.values:
         errors["root_cause"] = ["Choose the root cause the plan addresses."]
-    analysis = _text(
+    analysis = clean_text(
         root_cause_analysis,
         "root_cause_analysis",
         errors,
         missing="Write the root-cause analysis: what went wrong, why.",
     )
-    _raise(errors)
+    raise_errors(errors)
     plan.status = PlanStatus.ACTIVE
     plan.leader = leader
     plan.root_cause = root_cause
@@ -268,10 +249,10 @@ def plan_close(*, plan: RemediationPlan, status: str, note: str, by: User) -> Re
         errors["status"] = ["A plan is closed as completed or cancelled."]
     elif status == PlanStatus.COMPLETED and plan.status != PlanStatus.ACTIVE:
         errors["status"] = ["Only an active plan is completed; cancel a suggestion that is not needed."]
-    note = _text(
+    note = clean_text(
         note, "note", errors, missing="Say why the plan is cancelled." if status == PlanStatus.CANCELLED else None
     )
-    _raise(errors)
+    raise_errors(errors)
     previous = plan.status
     plan.status = status
     plan.closed_at = timezone.now()
@@ -306,7 +287,7 @@ def milestone_add(
     plan = _locked(plan)
     _ensure_open(plan)
     errors: dict[str, list[str]] = {}
-    title = _text(title, "title", errors, missing="Give the milestone a title.")[:200]
+    title = clean_text(title, "title", errors, missing="Give the milestone a title.")
     if not isinstance(due_on, datetime.date) or isinstance(due_on, datetime.datetime):
         errors["due_on"] = ["Give the due date as a day."]
     period = _canonical_period(period, "period", errors)
@@ -322,7 +303,7 @@ def milestone_add(
             value = clean_value(target_value, metric=metric)
         except ValidationError as error:
             errors["target_value"] = error.message_dict["value"]
-    _raise(errors)
+    raise_errors(errors)
     milestone = Milestone.objects.create(
         plan=plan,
         title=title,
@@ -363,13 +344,13 @@ def checkpoint_add(
         errors["held_on"] = ["A checkpoint is recorded once it has been held; that day is still to come."]
     if outcome not in CheckpointOutcome.values:
         errors["outcome"] = ["Say whether the plan is on track, at risk or off track."]
-    note = _text(
+    note = clean_text(
         note,
         "note",
         errors,
         missing="Say what puts the plan at risk or off track." if outcome != CheckpointOutcome.ON_TRACK else None,
     )
-    _raise(errors)
+    raise_errors(errors)
     checkpoint = Checkpoint.objects.create(plan=plan, held_on=held_on, outcome=outcome, note=note, author=by)
     audit(
         actor=by,

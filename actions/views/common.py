@@ -17,7 +17,7 @@ from actions.models import (
     PlanStatus,
     Priority,
 )
-from actions.services.items import ESCALATION_OVERDUE_DAYS
+from actions.services.escalation import ESCALATION_OVERDUE_DAYS
 from partnerhub.tenancy.decorators import member_required
 
 PAGE_SIZE = 50

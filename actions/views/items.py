@@ -20,7 +20,7 @@ from actions import selectors
 from actions.filters import ActionFilterForm
 from actions.forms import ActionCreateForm, CommentForm, EscalateForm, ProgressForm, TransitionForm
 from actions.models import ActionStatus, UpdateKind
-from actions.services import items
+from actions.services import escalation, followup
 from actions.views.common import (
     PAGE_SIZE,
     STATUS_BADGES,
@@ -192,16 +192,16 @@ def followup_post(request, pk: int, *, kind: str, portal: bool):
         data = form.cleaned_data
         try:
             if kind == "comment":
-                items.action_comment(action=action, by=request.user, body=data["body"])
+                followup.action_comment(action=action, by=request.user, body=data["body"])
                 ok = "Comment added."
             elif kind == "progress":
-                items.action_progress(action=action, by=request.user, percent=data["percent"], note=data["note"])
+                followup.action_progress(action=action, by=request.user, percent=data["percent"], note=data["note"])
                 ok = f"Progress reported: {data['percent']}%."
             elif kind == "move":
-                moved = items.action_transition(action=action, to=data["to"], by=request.user, note=data["note"])
+                moved = followup.action_transition(action=action, to=data["to"], by=request.user, note=data["note"])
                 ok = f"Moved to {moved.get_status_display().lower()}."
             else:
-                items.action_escalate(action=action, to=data["to"], reason=data["reason"], by=request.user)
+                escalation.action_escalate(action=action, to=data["to"], reason=data["reason"], by=request.user)
                 ok = f"Escalated to {data['to'].get_full_name() or data['to'].email}."
         except ValidationError as problem:
             form.add_service_errors(problem)

@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from actions.models import ActionStatus, ActionUpdate, Priority, UpdateKind
-from actions.services.items import ESCALATION_OVERDUE_DAYS, action_escalate, action_transition
+from actions.services.escalation import ESCALATION_OVERDUE_DAYS, action_escalate
+from actions.services.followup import action_transition
 from partnerhub.tenancy.models import AuditEvent
 from tests.actions.conftest import backdate, new_action
 from tests.factories import MembershipFactory

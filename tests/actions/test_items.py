@@ -19,13 +19,8 @@ from actions.models import (
     RemediationPlan,
     UpdateKind,
 )
-from actions.services.items import (
-    action_comment,
-    action_create,
-    action_progress,
-    action_transition,
-    action_update,
-)
+from actions.services.followup import action_comment, action_progress, action_transition
+from actions.services.items import action_create, action_update
 from actions.services.plans import plan_close, plan_open
 from partnerhub.tenancy.models import AuditEvent
 from reviews.models import Review, ReviewCycle, ReviewKind

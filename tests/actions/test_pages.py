@@ -22,7 +22,8 @@ from actions.models import (
     RootCause,
     UpdateKind,
 )
-from actions.services.items import action_escalate, action_transition
+from actions.services.escalation import action_escalate
+from actions.services.followup import action_transition
 from actions.services.plans import plan_activate, plan_open
 from partnerhub.tenancy.context import tenant_scope
 from scorecards.models import Metric

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from actions.models import ActionReminder, ActionStatus
-from actions.services.items import action_transition, action_update
+from actions.services.followup import action_transition
+from actions.services.items import action_update
 from actions.services.reminders import DigestSent, overdue_reminders_send
 from actions.tasks import overdue_reminders_fanout_task, overdue_reminders_task
 from partnerhub.celery import app as celery_app

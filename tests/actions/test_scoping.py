@@ -9,13 +9,9 @@ from django.http import Http404
 
 from actions.models import ActionItem, ActionStatus, ActionUpdate
 from actions.selectors import action_get, action_history, actions_list, partner_actions
-from actions.services.items import (
-    action_comment,
-    action_escalate,
-    action_progress,
-    action_transition,
-    action_update,
-)
+from actions.services.escalation import action_escalate
+from actions.services.followup import action_comment, action_progress, action_transition
+from actions.services.items import action_update
 from partnerhub.tenancy.context import tenant_scope
 from tests.actions.conftest import new_action
 from tests.factories import UserFactory

@@ -16,7 +16,7 @@ from actions.selectors import (
     plan_get,
     plans_with_milestones,
 )
-from actions.services.items import action_transition
+from actions.services.followup import action_transition
 from actions.services.plans import milestone_add, plan_activate, plan_close, plan_open, plans_suggest
 from scorecards.models import Metric
 from tests.actions.conftest import backdate, days, new_action

@@ -24,7 +24,9 @@ from decimal import ROUND_FLOOR, Decimal
 from django.utils import timezone
 
 from actions.models import ActionItem, ActionKind, ActionStatus, CheckpointOutcome, Comparison, Priority, RootCause
-from actions.services.items import action_comment, action_create, action_escalate, action_progress, action_transition
+from actions.services.escalation import action_escalate
+from actions.services.followup import action_comment, action_progress, action_transition
+from actions.services.items import action_create
 from actions.services.milestones import milestones_evaluate
 from actions.services.plans import checkpoint_add, milestone_add, plan_activate, plans_suggest
 from actions.services.reminders import overdue_reminders_send
