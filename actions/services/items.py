@@ -20,6 +20,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from actions.models import (
@@ -51,6 +52,7 @@ from actions.services.checks import (
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.audit import audit, diff
 from partnerhub.tenancy.context import current_tenant_id
+from partnerhub.tenancy.emails import Email, send_on_commit, subject
 from partnerhub.tenancy.models import User
 from reviews.models import Review
 from scorecards.models import Metric
@@ -69,6 +71,18 @@ class _Keep:
 
 
 KEEP: Any = _Keep()
+
+
+def _assigned_email(action: ActionItem, *, by: User) -> Email | None:
+    """Tell a new owner the action is theirs; nobody is told of what they did themselves."""
+    owner = action.owner
+    if owner is None or owner.pk == by.pk or not owner.email:
+        return None
+    return Email(
+        subject=subject(f"Assigned to you: {action.title} ({action.partner.name})"),
+        body=render_to_string("actions/email/assigned.txt", {"action": action, "owner": owner, "by": by}),
+        recipients=(owner.email,),
+    )
 
 
 @transaction.atomic
@@ -131,6 +145,7 @@ def action_create(
             **({"targets": [None, targets_text(pairs)]} if pairs else {}),
         },
     )
+    send_on_commit([_assigned_email(action, by=by)])
     return action
 
 
@@ -231,4 +246,6 @@ def action_update(
     action.updated_at = timezone.now()
     action.save(update_fields=[*after, "updated_at"])
     audit(actor=by, verb="action.updated", target=action, changes=changes)
+    if "owner" in changes:
+        send_on_commit([_assigned_email(action, by=by)])
     return action

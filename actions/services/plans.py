@@ -9,6 +9,7 @@ A partner has at most one open plan (suggested or active): the partial unique co
 from __future__ import annotations
 
 import datetime
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from actions.models import (
@@ -38,7 +40,9 @@ from actions.services.checks import clean_text, raise_errors
 from partnerhub.partners.models import Partner, PartnerStatus
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
-from partnerhub.tenancy.models import Tenant, User
+from partnerhub.tenancy.emails import Email, send_on_commit, subject
+from partnerhub.tenancy.models import Membership, Tenant, User
+from partnerhub.tenancy.roles import INTERNAL_ROLES
 from scorecards.models import Metric, Rating, Score
 from scorecards.periods import PeriodError, parse_period
 from scorecards.services.observations import clean_value
@@ -98,10 +102,28 @@ def _trigger_detail(score: Score) -> dict[str, Any]:
     }
 
 
+def _newer_closed_periods(key: str) -> list[str] | None:
+    """The keys of the closed periods after ``key``, up to yesterday's; None while ``key`` is still running."""
+    tenant = Tenant.objects.only("fiscal_year_start_month").get(pk=current_tenant_id())
+    period = parse_period(key, start_month=tenant.fiscal_year_start_month)
+    today = timezone.localdate()
+    if period.end >= today:
+        return None
+    newer = []
+    following = period.next()
+    while following.end < today:
+        newer.append(following.key)
+        following = following.next()
+    return newer
+
+
 @transaction.atomic
 def plans_suggest(*, period: str) -> list[RemediationPlan]:
     """Suggest a plan for every partner whose current score of ``period`` needs improvement or regressed.
 
+    Suggestions come from a closed period, and only from the newest closed period a partner was
+    scored for: a period still running has partial figures, and a partner who has been scored
+    since has moved on (so recomputing two years of history suggests nothing from it).
     Never a second open plan: a partner with one (suggested or active) is left alone, and so is a
     partner that already had a plan prompted by this period (one dismissed by cancelling it is not
     suggested again at every nightly recompute). Partners that left the program are skipped.
@@ -110,7 +132,11 @@ def plans_suggest(*, period: str) -> list[RemediationPlan]:
     errors: dict[str, list[str]] = {}
     period = _canonical_period(period, "period", errors)
     raise_errors(errors)
+    newer = _newer_closed_periods(period)
+    if newer is None:
+        return []
     plans = RemediationPlan.objects.filter(partner_id=OuterRef("partner_id"))
+    scored_since = Score.objects.current().filter(partner_id=OuterRef("partner_id"), period__in=newer)
     scores = (
         Score.objects.current()
         .filter(period=period)
@@ -118,7 +144,8 @@ def plans_suggest(*, period: str) -> list[RemediationPlan]:
         .exclude(partner__status=PartnerStatus.TERMINATED)
         .exclude(Exists(plans.open()))
         .exclude(Exists(plans.filter(trigger_period=period)))
-        .select_related("partner")
+        .exclude(Exists(scored_since))
+        .select_related("partner__manager")
         .order_by("partner_id")
     )
     created = []
@@ -152,7 +179,40 @@ def plans_suggest(*, period: str) -> list[RemediationPlan]:
             },
         )
         created.append(plan)
+    send_on_commit(_suggested_emails(created))
     return created
+
+
+def _suggested_emails(plans: list[RemediationPlan]) -> list[Email]:
+    """One email per partner manager listing the plans suggested for their partners; nobody else is told.
+
+    A manager who is no longer one of the workspace's program people is skipped.
+    """
+    by_manager: dict[int, list[RemediationPlan]] = defaultdict(list)
+    for plan in plans:
+        if plan.partner.manager_id is not None:
+            by_manager[plan.partner.manager_id].append(plan)
+    if not by_manager:
+        return []
+    managers = {
+        membership.user_id: membership.user
+        for membership in Membership.objects.filter(
+            user_id__in=by_manager, role__in=INTERNAL_ROLES, user__is_active=True
+        ).select_related("user")
+    }
+    return [
+        Email(
+            subject=subject(
+                f"Remediation plan suggested: {ours[0].partner.name}"
+                if len(ours) == 1
+                else f"{len(ours)} remediation plans suggested for your partners"
+            ),
+            body=render_to_string("actions/email/plans_suggested.txt", {"manager": manager, "plans": ours}),
+            recipients=(manager.email,),
+        )
+        for manager_id, ours in by_manager.items()
+        if (manager := managers.get(manager_id)) is not None and manager.email
+    ]
 
 
 @transaction.atomic

@@ -354,3 +354,42 @@ def test_a_due_date_kept_as_it_was_may_have_passed(a):
     action_update(action=action, by=a.users["admin"], due_on=datetime.date(2026, 1, 5), title="Renamed")
     action.refresh_from_db()
     assert action.title == "Renamed" and action.due_on == datetime.date(2026, 1, 5)
+
+
+# --- The owner hears of it -------------------------------------------------------------------------------
+
+
+def test_a_new_owner_is_emailed_once_the_action_is_stored(a, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        action = new_action(a, owner=a.users["partner_member"], success_criteria="Forty registered attendees")
+        assert mailoutbox == []  # not before the commit
+
+    [email] = mailoutbox
+    assert email.to == [a.users["partner_member"].email]
+    assert email.subject.endswith(f"Assigned to you: {action.title} ({a.partners[0].name})")
+    assert "made you the owner of an action" in email.body and "Forty registered attendees" in email.body
+
+
+def test_nobody_is_emailed_of_an_action_they_gave_themselves_or_that_has_no_owner(
+    a, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        new_action(a, owner=a.users["partner_manager"], by="partner_manager")
+        new_action(a)
+    assert mailoutbox == []
+
+
+def test_changing_the_owner_emails_the_new_owner_only(a, mailoutbox, django_capture_on_commit_callbacks):
+    action = new_action(a, owner=a.users["partner_member"])
+    with django_capture_on_commit_callbacks(execute=True):
+        action_update(action=action, by=a.users["partner_manager"], due_on=days(30))  # same owner: nobody
+        action_update(action=action, by=a.users["partner_manager"], owner=a.users["partner_admin"])
+    [email] = mailoutbox
+    assert email.to == [a.users["partner_admin"].email]
+
+
+def test_a_refused_change_of_owner_sends_nothing(a, mailoutbox, django_capture_on_commit_callbacks):
+    action = new_action(a)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
+        action_update(action=action, by=a.users["partner_manager"], owner=a.users["partner_member"], due_on=days(-3))
+    assert mailoutbox == []

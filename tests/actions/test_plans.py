@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.http import Http404
+from django.utils import timezone
 
 from actions.models import (
     CheckpointOutcome,
@@ -30,6 +31,7 @@ from partnerhub.partners.models import PartnerStatus
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
 from scorecards.models import Metric, Rating, Score
+from scorecards.periods import QUARTER, period_containing
 from scorecards.services.recompute import schedule_recompute
 from tests.actions.conftest import days
 
@@ -100,12 +102,30 @@ def test_a_regressing_partner_gets_a_plan_even_when_rated_well(a):
 
 
 def test_a_dismissed_suggestion_is_not_suggested_again_for_the_same_period(a):
-    [plan] = plans_suggest(period=q(a, 1))
+    # The older quarter stands for the newest scored one: the latest quarter's scores are set aside.
+    Score.objects.filter(period=q(a, 1)).update(is_current=False)
+    Score.objects.filter(period=q(a, 0), partner=a.partners[1]).update(rating=Rating.NEEDS_IMPROVEMENT)
+    [plan] = plans_suggest(period=q(a, 0))
     plan_close(plan=plan, status=PlanStatus.CANCELLED, note="Known issue, handled in the QBR.", by=a.users["admin"])
-    assert plans_suggest(period=q(a, 1)) == []
-    # A later period that is still bad prompts a new suggestion; here the older quarter stands in.
-    [again] = plans_suggest(period=q(a, 0))
-    assert again.trigger_period == q(a, 0)
+    assert plans_suggest(period=q(a, 0)) == []
+
+    # A later period that is still bad prompts a new suggestion.
+    Score.objects.filter(period=q(a, 1)).update(is_current=True)
+    [again] = plans_suggest(period=q(a, 1))
+    assert again.trigger_period == q(a, 1) and again.partner == a.partners[1]
+
+
+def test_only_the_newest_closed_period_a_partner_was_scored_for_prompts_a_suggestion(a):
+    Score.objects.filter(period=q(a, 0)).update(rating=Rating.NEEDS_IMPROVEMENT)
+    assert plans_suggest(period=q(a, 0)) == []  # both partners were scored since
+    assert RemediationPlan.objects.count() == 0
+
+
+def test_a_period_still_running_prompts_no_suggestion(a):
+    running = period_containing(timezone.localdate(), kind=QUARTER, start_month=a.tenant.fiscal_year_start_month).key
+    Score.objects.filter(period=q(a, 1)).update(period=running)
+    assert plans_suggest(period=running) == []
+    assert RemediationPlan.objects.count() == 0
 
 
 def test_a_partner_that_left_the_program_gets_no_suggestion(a):
@@ -354,3 +374,34 @@ def test_checkpoints_follow_an_active_plan_and_a_worrying_one_says_why(a, sugges
     )
     assert (checkpoint.outcome, checkpoint.author) == (CheckpointOutcome.AT_RISK, a.users["admin"])
     assert AuditEvent.objects.filter(verb="plan.checkpoint_added").count() == 1
+
+
+def test_the_partner_manager_is_emailed_the_suggested_plans_once(a, mailoutbox, django_capture_on_commit_callbacks):
+    manager = a.users["partner_manager"]
+    a.partners[1].manager = manager
+    a.partners[1].save(update_fields=["manager"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(plans_suggest(period=q(a, 1))) == 1
+        assert plans_suggest(period=q(a, 1)) == []  # the second run suggests, and so sends, nothing
+
+    [email] = mailoutbox
+    assert email.to == [manager.email]
+    assert email.subject.endswith(f"Remediation plan suggested: {a.partners[1].name}")
+    assert f"{a.partners[1].name} — rated “needs improvement”: score 6.750 (-2.250 on the period before)" in email.body
+
+
+def test_a_suggestion_for_a_partner_without_a_current_manager_emails_nobody(
+    a, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(plans_suggest(period=q(a, 1))) == 1  # the partner has no manager
+    assert mailoutbox == []
+
+    # A manager who has since become a partner user is not the program's to tell.
+    RemediationPlan.objects.all().delete()
+    a.partners[1].manager = a.users["partner_member"]
+    a.partners[1].save(update_fields=["manager"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(plans_suggest(period=q(a, 1))) == 1
+    assert mailoutbox == []
