@@ -7,10 +7,16 @@ is refused with the service's own words.
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from actions.models import (
+    ActionItem,
     ActionKind,
     CheckpointOutcome,
     Comparison,
@@ -170,6 +176,189 @@ class ActionCreateForm(ServiceErrorsMixin, forms.Form):
         except ValidationError as error:
             self.add_service_errors(error)
             return None
+
+
+# What the edit page calls each field in its "Saved: ..." message.
+EDIT_LABELS = {
+    "title": "title",
+    "owner": "owner",
+    "due_on": "due date",
+    "priority": "priority",
+    "kind": "kind",
+    "root_cause": "root cause",
+    "plan": "remediation plan",
+    "description": "description",
+    "impact_estimate": "impact estimate",
+    "success_criteria": "success criteria",
+    "resources": "resources",
+    "contingency": "contingency",
+    "targets": "targets",
+}
+PARTNER_EDIT_FIELDS = ("description", "impact_estimate", "success_criteria", "resources", "contingency")
+_TARGET_POSITION = re.compile(r"^Target (\d+):")
+
+
+def _lines(text: str) -> str:
+    # Browsers send a textarea's line breaks as CRLF; compared as LF, untouched text is not "changed".
+    return (text or "").replace("\r\n", "\n")
+
+
+def _decimal_text(value: Any) -> str | None:
+    """A target value as the service would compare it; None when blank, the raw text when not a number."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return format(Decimal(text).normalize(), "f")
+    except InvalidOperation:
+        return text
+
+
+class ActionEditForm(ServiceErrorsMixin, forms.Form):
+    """An unfinished action's fields, prefilled; ``changes()`` gives ``action_update`` only what was changed.
+
+    The partner stays as it is. The program's people change every field; a partner's own users
+    (``partner_user=True``) get only the working notes, as the service allows.
+    """
+
+    title = forms.CharField(label="Title", required=False, max_length=MAX_TEXT)
+    owner = PersonChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        label="Owner",
+        empty_label="Nobody yet",
+        help_text="One of the program's people or a user of the partner.",
+    )
+    due_on = forms.DateField(label="Due on", widget=_date_input())
+    priority = forms.ChoiceField(choices=Priority.choices, label="Priority")
+    kind = forms.ChoiceField(choices=ActionKind.choices, label="Kind")
+    root_cause = forms.ChoiceField(choices=RootCause.choices, label="Root cause")
+    plan = forms.ModelChoiceField(
+        queryset=RemediationPlan.objects.none(), required=False, label="Remediation plan", empty_label="None"
+    )
+    description = _text("Description")
+    impact_estimate = _text("Impact estimate", help_text="What changes if it is done, and by how much.")
+    success_criteria = _text("Success criteria")
+    resources = _text("Resources", help_text="People, budget and material it needs.")
+    contingency = _text("Contingency", help_text="What happens if it slips.")
+
+    def __init__(self, *args, action: ActionItem, partner_user: bool = False, **kwargs):
+        self.action = action
+        self.partner_user = partner_user
+        self.stored_targets = [(t.metric, t.target_value) for t in action.targets.all()]
+        kwargs["initial"] = self._initial()
+        super().__init__(*args, **kwargs)
+        if partner_user:
+            for name in list(self.fields):
+                if name not in PARTNER_EDIT_FIELDS:
+                    del self.fields[name]
+            self.target_row_count = 0
+            return
+        partner = action.partner
+        # The current owner and plan stay choosable even when no longer eligible or open: keeping
+        # them is not a change, and the service checks only what changes.
+        eligible = Membership.objects.filter(eligible_people(partner)).values("user_id")
+        self.fields["owner"].queryset = User.objects.filter(
+            Q(pk__in=eligible, is_active=True) | Q(pk=action.owner_id)
+        ).order_by("full_name", "email")
+        self.fields["plan"].queryset = RemediationPlan.objects.filter(
+            Q(pk__in=RemediationPlan.objects.open().filter(partner=partner).values("pk")) | Q(pk=action.plan_id)
+        ).order_by("-opened_at", "-pk")
+        metrics = Metric.objects.filter(Q(is_active=True) | Q(pk__in=[m.pk for m, _ in self.stored_targets]))
+        # Room for every stored target, even when more were set through the API than the page shows by default.
+        self.target_row_count = max(TARGET_ROWS, len(self.stored_targets))
+        for row in range(1, self.target_row_count + 1):
+            self.fields[f"target_metric_{row}"] = forms.ModelChoiceField(
+                queryset=metrics.order_by("name"), required=False, label=f"Target metric {row}", empty_label="No metric"
+            )
+            self.fields[f"target_value_{row}"] = forms.CharField(
+                required=False, max_length=40, label=f"Target value {row}"
+            )
+
+    def _initial(self) -> dict[str, Any]:
+        action = self.action
+        initial: dict[str, Any] = {
+            "title": action.title,
+            "owner": action.owner_id,
+            "due_on": action.due_on,
+            "priority": action.priority,
+            "kind": action.kind,
+            "root_cause": action.root_cause,
+            "plan": action.plan_id,
+            **{name: getattr(action, name) for name in PARTNER_EDIT_FIELDS},
+        }
+        for row, (metric, value) in enumerate(self.stored_targets, start=1):
+            initial[f"target_metric_{row}"] = metric.pk
+            initial[f"target_value_{row}"] = _decimal_text(value) or ""
+        return initial
+
+    def target_rows(self):
+        return [
+            (self[f"target_metric_{row}"], self[f"target_value_{row}"]) for row in range(1, self.target_row_count + 1)
+        ]
+
+    def _targets(self) -> list[tuple[Metric, str]]:
+        pairs, self._pair_rows = [], []
+        for row in range(1, self.target_row_count + 1):
+            metric = self.cleaned_data.get(f"target_metric_{row}")
+            value = self.cleaned_data.get(f"target_value_{row}", "")
+            if metric is not None:
+                pairs.append((metric, value))
+                self._pair_rows.append(row)
+            elif value.strip():
+                self.add_error(f"target_metric_{row}", "Choose the metric this target value is for.")
+        return pairs
+
+    def changes(self) -> dict[str, Any]:
+        """The fields whose value differs from the action's, as ``action_update`` takes them.
+
+        Call after ``is_valid()``. A field left as it was is not given, so the service keeps it as
+        it is: a due date that has passed stays, an owner no longer eligible stays.
+        """
+        action, data = self.action, self.cleaned_data
+        changed: dict[str, Any] = {}
+        for name in PARTNER_EDIT_FIELDS:
+            if name in self.fields and _lines(data[name]) != _lines(getattr(action, name)):
+                changed[name] = _lines(data[name])
+        if self.partner_user:
+            return changed
+        if data["title"] != action.title:
+            changed["title"] = data["title"]
+        for name in ("priority", "kind", "root_cause"):
+            if data[name] != getattr(action, name):
+                changed[name] = data[name]
+        if data["due_on"] != action.due_on:
+            changed["due_on"] = data["due_on"]
+        if getattr(data["owner"], "pk", None) != action.owner_id:
+            changed["owner"] = data["owner"]
+        if getattr(data["plan"], "pk", None) != action.plan_id:
+            changed["plan"] = data["plan"]
+        pairs = self._targets()
+
+        def comparable(items):
+            return sorted((metric.pk, _decimal_text(value) or "") for metric, value in items)
+
+        if comparable(pairs) != comparable(self.stored_targets):
+            changed["targets"] = pairs
+        return changed
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """As the mixin, with a target's problem put next to the row it came from."""
+        if hasattr(error, "error_dict") and "targets" in error.error_dict:
+            messages = error.message_dict
+            for message in messages.pop("targets"):
+                match = _TARGET_POSITION.match(message)
+                position = int(match.group(1)) if match else 0
+                rows = getattr(self, "_pair_rows", [])
+                row = rows[position - 1] if 0 < position <= len(rows) else 1
+                self.add_error(f"target_metric_{row}", message)
+            error = ValidationError(messages) if messages else None
+        if error is not None:
+            super().add_service_errors(error)
 
 
 class CommentForm(ServiceErrorsMixin, forms.Form):

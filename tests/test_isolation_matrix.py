@@ -213,11 +213,15 @@ def action_pages(world):
         (reverse("action_create"), set(INTERNAL)),
         (reverse("action_detail", args=[own.pk]), set(INTERNAL)),
         (reverse("action_detail", args=[other.pk]), set(INTERNAL)),
+        (reverse("action_edit", args=[own.pk]), set(INTERNAL)),
+        (reverse("action_edit", args=[other.pk]), set(INTERNAL)),
         (reverse("plan_list") + "?status=all", set(INTERNAL)),
         (reverse("plan_detail", args=[plan.pk]), set(INTERNAL)),
         (reverse("portal_actions") + "?show=all", set(PARTNER)),
         (reverse("portal_action_detail", args=[own.pk]), set(PARTNER)),
         (reverse("portal_action_detail", args=[other.pk]), set()),
+        (reverse("portal_action_edit", args=[own.pk]), set(PARTNER)),
+        (reverse("portal_action_edit", args=[other.pk]), set()),
     ]
 
 
@@ -227,6 +231,8 @@ def foreign_action_pages(world):
         reverse("action_detail", args=[action.pk]),
         reverse("plan_detail", args=[plan.pk]),
         reverse("portal_action_detail", args=[action.pk]),
+        reverse("action_edit", args=[action.pk]),
+        reverse("portal_action_edit", args=[action.pk]),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Action pages: "my actions", the board, the filtered list, creating an action, an action's follow-up.
+"""Action pages: "my actions", the board, the filtered list, creating and editing an action, its follow-up.
 
 The program's people use these pages; a partner's own people follow their partner's actions in the
 portal (:mod:`actions.views.portal`), which shares the follow-up writes below. Every lookup goes
@@ -18,9 +18,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from actions import selectors
 from actions.filters import ActionFilterForm
-from actions.forms import ActionCreateForm, CommentForm, EscalateForm, ProgressForm, TransitionForm
+from actions.forms import (
+    EDIT_LABELS,
+    ActionCreateForm,
+    ActionEditForm,
+    CommentForm,
+    EscalateForm,
+    ProgressForm,
+    TransitionForm,
+)
 from actions.models import ActionStatus, UpdateKind
-from actions.services import escalation, followup
+from actions.services import escalation, followup, items
+from actions.services.checks import finished_refusal
 from actions.views.common import (
     PAGE_SIZE,
     STATUS_BADGES,
@@ -162,6 +171,59 @@ def action_create(request):
     context = {"nav": "actions", "form": form, "partner": partner}
     template = "actions/_create_form.html" if request.htmx and request.method == "GET" else "actions/create.html"
     return render(request, template, context, status=400 if form.errors else 200)
+
+
+# --- Edit -------------------------------------------------------------------------------------------------
+
+
+def _save_edit(request, form: ActionEditForm, action) -> str | None:
+    """What the flash message says once saved; None with the form's errors set when nothing could be saved."""
+    if not form.is_valid():
+        return None
+    changes = form.changes()
+    if form.errors:
+        return None
+    if not changes:
+        return "Nothing changed."
+    try:
+        items.action_update(action=action, by=request.user, **changes)
+    except ValidationError as error:
+        form.add_service_errors(error)
+        return None
+    except PermissionDenied as error:
+        form.add_error(None, error_text(error))
+        return None
+    return "Saved: " + ", ".join(sorted(EDIT_LABELS[name] for name in changes)) + "."
+
+
+def edit_page(request, pk: int, *, portal: bool):
+    """Change an unfinished action's fields; a partner's own users change only the working notes.
+
+    Only the fields whose value changed go to ``action_update``, so what was left alone stays as
+    it is (a due date that has passed is kept; moving one into the past is refused).
+    """
+    action = selectors.action_get(pk=pk, by=request.user)
+    detail_url = reverse("portal_action_detail" if portal else "action_detail", args=[action.pk])
+    context = {"nav": "portal_actions" if portal else "actions", "action": action, "portal": portal}
+    context["detail_url"] = detail_url
+    if action.is_finished:
+        context["refusal"] = finished_refusal(action)
+        return render(request, "actions/edit.html", context, status=400 if request.method == "POST" else 200)
+    form = ActionEditForm(request.POST if request.method == "POST" else None, action=action, partner_user=portal)
+    if request.method == "POST":
+        saved = _save_edit(request, form, action)
+        if saved is not None:
+            flash(request, ok=saved)
+            return redirect(detail_url)
+    context["form"] = form
+    return render(request, "actions/edit.html", context, status=400 if form.errors else 200)
+
+
+@program_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def action_edit(request, pk: int):
+    """Change an action's title, owner, due date, priority, kind, root cause, plan, notes and targets."""
+    return edit_page(request, pk, portal=False)
 
 
 # --- One action ------------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from actions import selectors
 from actions.views.common import PAGE_SIZE, decorate, portal_page
-from actions.views.items import detail_page, followup_post
+from actions.views.items import detail_page, edit_page, followup_post
 
 
 @portal_page
@@ -32,6 +32,13 @@ def portal_actions(request):
 @require_GET
 def portal_action_detail(request, pk: int):
     return detail_page(request, pk, portal=True)
+
+
+@portal_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def portal_action_edit(request, pk: int):
+    """The partner's own people change an action's working notes; what was agreed stays the program's."""
+    return edit_page(request, pk, portal=True)
 
 
 @portal_page
