@@ -9,19 +9,22 @@ read row by row. A filter that makes no sense is a clear error, not an empty lis
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from actions.models import (
+    FINISHED_STATUSES,
     ActionItem,
     ActionStatus,
     ActionTarget,
     ActionUpdate,
     Milestone,
+    MilestoneStatus,
     PlanStatus,
     RemediationPlan,
     RootCause,
@@ -205,3 +208,48 @@ def plan_get(*, pk: Any, by: User) -> RemediationPlan:
     if plan is None:
         raise Http404(NO_SUCH_PLAN)
     return plan
+
+
+# --- One partner at a glance ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerActionsOverview:
+    """What the partner's page shows of its follow-up: unfinished actions, the soonest due, the open plan."""
+
+    unfinished: dict[str, int]  # by status, every unfinished status present (0 when none)
+    overdue: int
+    soonest: list[ActionItem]
+    plan: RemediationPlan | None
+
+    @property
+    def unfinished_total(self) -> int:
+        return sum(self.unfinished.values())
+
+
+def partner_actions_overview(
+    *, partner: Any, by: User, today: datetime.date | None = None, show: int = 5
+) -> PartnerActionsOverview:
+    """One partner's unfinished actions by status, how many are overdue, the ``show`` soonest due and its open plan.
+
+    Four queries, whatever the number of actions.
+    """
+    today = today or timezone.localdate()
+    actions = actions_visible_to(by).filter(partner_id=_id(partner, "partner")).unfinished()
+    counts = {status: 0 for status in BOARD_COLUMNS if status not in FINISHED_STATUSES}
+    counts.update(actions.order_by().values_list("status").annotate(n=Count("pk")))
+    overdue = actions.filter(due_on__lt=today).count()
+    soonest = list(_with_listing_relations(actions).order_by("due_on", "pk")[:show])
+    plan = (
+        plans_visible_to(by)
+        .open()
+        .filter(partner_id=_id(partner, "partner"))
+        .select_related("leader")
+        .annotate(
+            milestones_met=Count("milestones", filter=Q(milestones__status=MilestoneStatus.MET)),
+            milestones_missed=Count("milestones", filter=Q(milestones__status=MilestoneStatus.MISSED)),
+            milestones_total=Count("milestones"),
+        )
+        .first()
+    )
+    return PartnerActionsOverview(unfinished=counts, overdue=overdue, soonest=soonest, plan=plan)

@@ -426,3 +426,33 @@ def cycle_memo_csv(cycle: ReviewCycle, *, today: datetime.date | None = None) ->
         for row in memo.overdue_actions
     ]
     return [[_cell(value) for value in row] for row in rows]
+
+
+# --- One partner at a glance ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerReviewsOverview:
+    """What the partner's page shows of its reviews: its cadence, the next review and the last ones held."""
+
+    cadence: CadenceRule | None
+    upcoming: Review | None
+    recent: list[Review]
+
+
+def partner_reviews_overview(*, partner: Partner, show: int = 4) -> PartnerReviewsOverview:
+    """The cadence rule deciding ``partner``'s reviews, its next open review and its ``show`` latest closed ones.
+
+    Closed reviews carry their counts of decisions and commitments; four queries in all.
+    """
+    reviews = Review.objects.current().filter(partner=partner).select_related("cycle", "manager")
+    upcoming = reviews.open().order_by("due_on", "pk").first()
+    recent = list(
+        reviews.filter(state__in=CLOSED_STATES)
+        .annotate(
+            decision_count=Count("decisions", distinct=True),
+            commitment_count=Count("commitments", distinct=True),
+        )
+        .order_by("-due_on", "-pk")[:show]
+    )
+    return PartnerReviewsOverview(cadence=cadence_rule_for(partner), upcoming=upcoming, recent=recent)

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from actions.selectors import partner_actions_overview
+from actions.views.common import decorate
 from partnerhub.paging import DeferredJoinPaginator
 from partnerhub.partners.filters import PartnerFilter
 from partnerhub.partners.forms import PartnerForm
@@ -18,6 +21,7 @@ from partnerhub.partners.models import LifecycleStage, Partner, PartnerStatus
 from partnerhub.partners.selectors import partner_regions
 from partnerhub.tenancy.decorators import member_required
 from partnerhub.tenancy.roles import Capability
+from reviews.selectors import partner_reviews_overview
 
 PAGE_SIZE = 50
 
@@ -107,11 +111,16 @@ def partner_list(request):
 @member_required(Capability.VIEW_PARTNERS)
 @require_GET
 def partner_detail(request, pk: int):
-    """One partner: who they are, their CRM ids, what changed, and what later features will show."""
+    """One partner: who they are, their CRM ids, their reviews and follow-up, and what changed."""
     partner = get_object_or_404(Partner.objects.with_listing_relations(), pk=pk)
+    today = timezone.localdate()
+    follow_up = partner_actions_overview(partner=partner, by=request.user, today=today)
     context = {
         "nav": "partners",
         "partner": partner,
+        "reviews": partner_reviews_overview(partner=partner),
+        "follow_up": follow_up,
+        "soonest": decorate(follow_up.soonest, today=today, internal=True),
         "changes": partner_change_history(partner),
         "can_edit": request.membership.can(Capability.EDIT_PARTNERS),
         "size_label": request.tenant.size_measure_label,
