@@ -9,8 +9,12 @@ with a redirect and a message.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -90,9 +94,9 @@ def my_actions(request):
     return render(request, "actions/mine.html", context)
 
 
-def _filtered(request):
+def _filtered(params):
     """The filter form and the selector's keyword arguments it gives (empty when it cannot be read)."""
-    form = ActionFilterForm(request.GET or None)
+    form = ActionFilterForm(params or None)
     filters = form.selector_filters() if form.is_bound and form.is_valid() else {}
     return form, filters
 
@@ -104,7 +108,7 @@ def action_list(request):
 
     A fixed number of queries whatever the number of actions.
     """
-    form, filters = _filtered(request)
+    form, filters = _filtered(request.GET)
     try:
         queryset = selectors.actions_list(by=request.user, **filters)
     except ValidationError:
@@ -119,23 +123,59 @@ def action_list(request):
 @require_GET
 def action_board(request):
     """The actions in columns by status; a card moves with a status change."""
-    form, filters = _filtered(request)
+    form, filters = _filtered(request.GET)
     try:
         columns = selectors.actions_board(by=request.user, **filters)
     except ValidationError:
         form, columns = ActionFilterForm(), selectors.actions_board(by=request.user)
     today = timezone.localdate()
     board = [
-        {
-            "status": status,
-            "label": ActionStatus(status).label,
-            "badge": STATUS_BADGES.get(status, ""),
-            "cards": decorate(cards, today=today, internal=True),
-        }
+        _column(status, count=len(cards)) | {"cards": decorate(cards, today=today, internal=True)}
         for status, cards in columns.items()
     ]
     context = {"nav": "actions", "form": form, "board": board, "view": "board"}
     return render(request, "actions/board.html", context)
+
+
+def _column(status: str, *, count: int) -> dict:
+    """What a board column's header shows."""
+    return {
+        "status": status,
+        "label": ActionStatus(status).label,
+        "badge": STATUS_BADGES.get(status, ""),
+        "count": count,
+    }
+
+
+def board_card_answer(request, action, *, moved_from: str, error: str, note: str):
+    """The htmx answer to a card's button on the board.
+
+    A refused move re-renders the card where it is, with the reason. A move re-renders it at the
+    top of its new column and both columns' headers (out of band), counted with the filters of the
+    board it was moved on (the ``next`` it came with), so a card the filters no longer show leaves.
+    """
+    (card,) = decorate([action], today=timezone.localdate(), internal=True)
+    board_path = safe_next(request, reverse("action_board"))
+    context = {"action": card, "error": error, "note": note, "board_path": board_path}
+    if error or moved_from == action.status:
+        return render(request, "actions/_card.html", context)
+    _, filters = _filtered(QueryDict(urlsplit(board_path).query))
+    try:
+        shown = selectors.actions_list(by=request.user, **filters)
+    except ValidationError:
+        shown = selectors.actions_list(by=request.user)
+    counts = shown.aggregate(
+        old=Count("pk", filter=Q(status=moved_from)),
+        new=Count("pk", filter=Q(status=action.status)),
+        here=Count("pk", filter=Q(pk=action.pk)),
+    )
+    context |= {
+        "left_empty": counts["old"] == 0,
+        "arrived": counts["here"] == 1,
+        "first_in_column": counts["new"] == 1,
+        "heads": [_column(moved_from, count=counts["old"]), _column(action.status, count=counts["new"])],
+    }
+    return render(request, "actions/_card_moved.html", context)
 
 
 # --- Create -----------------------------------------------------------------------------------------------
@@ -274,8 +314,7 @@ def followup_post(request, pk: int, *, kind: str, portal: bool):
     fresh = selectors.action_get(pk=pk, by=request.user)
     if request.htmx:
         if request.POST.get("view") == "card" and not portal:
-            (card,) = decorate([fresh], today=timezone.localdate(), internal=True)
-            return render(request, "actions/_card.html", {"action": card, "error": error, "note": ok})
+            return board_card_answer(request, fresh, moved_from=action.status, error=error, note=ok)
         context = followup_context(
             request, fresh, portal=portal, forms={kind: form} if error else None, error=error, note=ok
         )

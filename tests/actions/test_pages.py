@@ -3,6 +3,8 @@ plans, and the partner portal's actions; by role, across partners and tenants, w
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -131,16 +133,97 @@ def test_the_board_shows_a_column_per_status_with_cards(world):
     assert "Acme Partner 2" in page and "High" in page
 
 
-def test_moving_a_card_with_htmx_swaps_the_card_in_its_new_status(world):
-    action = make(world.a)
+class _TopLevel(HTMLParser):
+    """The top-level elements of an HTML fragment, each as its markup."""
+
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+
+    def __init__(self, body: str):
+        super().__init__(convert_charrefs=False)
+        self.body, self.depth, self.start, self.parts = body, 0, 0, []
+        self.line_starts = [0] + [i + 1 for i, char in enumerate(body) if char == "\n"]
+        self.feed(body)
+        self.close()
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self.line_starts[line - 1] + column
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth == 0:
+            self.start = self._offset()
+        if tag not in self.VOID:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        self.depth -= 1
+        if self.depth == 0:
+            self.parts.append(self.body[self.start : self.body.index(">", self._offset()) + 1])
+
+
+def oob_parts(body: str) -> tuple[list[str], list[str]]:
+    """An htmx answer's top-level elements: those swapped into the target, and those swapped out of band."""
+    parts = _TopLevel(body).parts
+    is_oob = ["hx-swap-oob" in part[: part.index(">")] for part in parts]
+    return [p for p, oob in zip(parts, is_oob, strict=True) if not oob], [
+        p for p, oob in zip(parts, is_oob, strict=True) if oob
+    ]
+
+
+def test_moving_a_card_with_htmx_puts_it_at_the_top_of_its_new_column_and_recounts_both(world):
+    action = make(world.a, title="Moving card")
+    make(world.a, title="Staying card")
+    started = make(world.a, title="Already started")
+    move(world.a, started, ActionStatus.IN_PROGRESS)
     response = session(world.a, "partner_manager").post(
-        reverse("action_move", args=[action.pk]), {"to": ActionStatus.IN_PROGRESS, "view": "card"}, **HTMX
+        reverse("action_move", args=[action.pk]),
+        {"to": ActionStatus.IN_PROGRESS, "view": "card", "next": BOARD},
+        **HTMX,
     )
     assert response.status_code == 200
-    body = text(response)
-    assert body.strip().startswith(f'<article class="card action-card" id="action-card-{action.pk}"')
-    assert "In progress" in body and "Moved to in progress." in body
+    main, oob = oob_parts(text(response))
+    assert main == [], "the card leaves its old column, which still holds a card"
+    (insert,) = [part for part in oob if 'hx-swap-oob="afterbegin:#column-in_progress"' in part]
+    assert insert.startswith('<div hx-swap-oob="afterbegin:#column-in_progress"><article class="card action-card"')
+    assert f'id="action-card-{action.pk}"' in insert and "Moved to in progress." in insert
+    assert 'name="to" value="blocked"' in insert, "the new status's moves"
+    assert f'name="next" value="{BOARD}"' in insert, "the card keeps the board it is on"
+    heads = {part.split('"')[1]: part for part in oob if part.startswith("<h2")}
+    assert set(heads) == {"column-head-open", "column-head-in_progress"}
+    assert '<span class="muted small column-count">1</span>' in heads["column-head-open"]
+    assert '<span class="muted small column-count">2</span>' in heads["column-head-in_progress"]
     assert reload(world.a, action).status == ActionStatus.IN_PROGRESS
+
+
+def test_a_card_moved_into_an_empty_column_replaces_its_placeholder_and_leaves_one_behind(world):
+    action = make(world.a)
+    response = session(world.a, "admin").post(
+        reverse("action_move", args=[action.pk]),
+        {"to": ActionStatus.BLOCKED, "note": "Waiting for the budget.", "view": "card", "next": BOARD},
+        **HTMX,
+    )
+    main, oob = oob_parts(text(response))
+    assert main == ['<p class="muted small column-empty">No actions.</p>'], "the open column is empty now"
+    (column,) = [part for part in oob if 'id="column-blocked"' in part]
+    assert column.startswith('<div class="column-cards" id="column-blocked" hx-swap-oob="true"><article')
+    assert "No actions." not in column and f'id="action-card-{action.pk}"' in column
+    heads = [part for part in oob if part.startswith("<h2")]
+    assert 'column-count">0<' in heads[0] and 'column-head-open"' in heads[0]
+    assert 'column-count">1<' in heads[1] and 'column-head-blocked"' in heads[1]
+
+
+def test_a_card_the_boards_filters_no_longer_show_leaves_without_arriving(world):
+    action = make(world.a)
+    board = f"{BOARD}?status=open"
+    response = session(world.a, "admin").post(
+        reverse("action_move", args=[action.pk]),
+        {"to": ActionStatus.IN_PROGRESS, "view": "card", "next": board},
+        **HTMX,
+    )
+    main, oob = oob_parts(text(response))
+    assert main == ['<p class="muted small column-empty">No actions.</p>'] and "action-card" not in text(response)
+    assert all(part.startswith("<h2") for part in oob) and len(oob) == 2
+    assert all('column-count">0<' in part for part in oob), "the filtered board shows neither column's card"
 
 
 def test_a_refused_move_on_the_board_shows_the_reason_and_changes_nothing(world):
@@ -152,7 +235,10 @@ def test_a_refused_move_on_the_board_shows_the_reason_and_changes_nothing(world)
         reverse("action_move", args=[action.pk]), {"to": ActionStatus.DONE, "view": "card"}, **HTMX
     )
     assert response.status_code == 200
-    assert "A blocked action is unblocked before it is done: move it to in progress first." in text(response)
+    body = text(response).strip()
+    assert body.startswith(f'<article class="card action-card" id="action-card-{action.pk}"'), "stays in place"
+    assert "A blocked action is unblocked before it is done: move it to in progress first." in body
+    assert "hx-swap-oob" not in body and "column-count" not in body
     assert reload(world.a, action).status == ActionStatus.BLOCKED
     with tenant_scope(world.a.tenant):
         assert ActionUpdate.objects.filter(action=action).count() == before
@@ -176,6 +262,33 @@ def test_blocking_without_a_note_is_refused_with_the_services_words(world):
     )
     assert "Say what blocks the action." in text(response)
     assert reload(world.a, action).status == ActionStatus.OPEN
+
+
+def test_blocking_a_card_without_a_note_keeps_it_in_its_column_with_the_reason(world):
+    action = make(world.a)
+    response = session(world.a, "admin").post(
+        reverse("action_move", args=[action.pk]),
+        {"to": ActionStatus.BLOCKED, "view": "card", "next": BOARD + "?partner=1"},
+        **HTMX,
+    )
+    body = text(response).strip()
+    assert body.startswith(f'<article class="card action-card" id="action-card-{action.pk}"')
+    assert "Say what blocks the action." in body and "hx-swap-oob" not in body
+    assert 'name="next" value="/actions/board/?partner=1"' in body
+    assert reload(world.a, action).status == ActionStatus.OPEN
+
+
+def test_a_card_moved_without_javascript_redirects_back_to_the_board(world):
+    action = make(world.a)
+    board = f"{BOARD}?partner={world.a.partners[0].pk}"
+    response = session(world.a, "admin").post(
+        reverse("action_move", args=[action.pk]), {"to": ActionStatus.IN_PROGRESS, "view": "card", "next": board}
+    )
+    assert response.status_code == 302 and response["Location"] == board
+    page = text(session(world.a, "admin").get(board))
+    column = page[page.index('id="column-in_progress"') : page.index('id="column-head-blocked"')]
+    assert f'id="action-card-{action.pk}"' in column
+    assert "No actions." in page[page.index('id="column-open"') : page.index('id="column-head-in_progress"')]
 
 
 # --- List and filters ---------------------------------------------------------------------------------------
