@@ -40,6 +40,12 @@ class CycleGenerateForm(ReviewForm):
     )
 
 
+class CycleCloseForm(ReviewForm):
+    confirm_unfinished = forms.BooleanField(
+        label="Close anyway: the reviews not held stay as they are and the memo counts them", required=False
+    )
+
+
 class RatingForm(ReviewForm):
     score = forms.CharField(label="Rating", required=False, max_length=4)
     comment = _text("Comment", rows=2)

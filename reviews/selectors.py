@@ -30,6 +30,7 @@ from reviews.models import (
     CadenceRule,
     CollaborationPrompt,
     CollaborationRating,
+    CycleStatus,
     DevelopmentCommitment,
     MeetingNote,
     NoteVisibility,
@@ -47,6 +48,7 @@ from scorecards.models import Rating
 from scorecards.periods import parse_period
 
 VOICE_STATES = (ReviewState.SCHEDULED, ReviewState.PREPARING)
+NOT_HELD_STATES = (ReviewState.SCHEDULED, ReviewState.PREPARING)  # a closed cycle's reviews that never met
 TOP_IMPROVEMENTS = 5
 NO_SCORE = "none"
 MAX_ID = 2**63 - 1
@@ -101,6 +103,27 @@ def cycle_detailed(cycle: ReviewCycle) -> QuerySet:
 def cycle_monitored(cycle: ReviewCycle) -> QuerySet:
     """The cycle's monitored partners, by manager and then by need (one query)."""
     return _cycle_list(cycle, ReviewTrack.MONITORED)
+
+
+@dataclass(frozen=True)
+class CycleClosing:
+    """What closing an open cycle would meet: reviews in their meeting, and reviews not held yet."""
+
+    in_meeting: int
+    not_held: int
+
+
+def cycle_closing(cycle: ReviewCycle) -> CycleClosing:
+    """How many of the cycle's current reviews are in their meeting, and how many not held yet (one query)."""
+    counts = (
+        Review.objects.current()
+        .filter(cycle=cycle)
+        .aggregate(
+            in_meeting=Count("pk", filter=Q(state=ReviewState.IN_MEETING)),
+            not_held=Count("pk", filter=Q(state__in=NOT_HELD_STATES)),
+        )
+    )
+    return CycleClosing(in_meeting=counts["in_meeting"], not_held=counts["not_held"])
 
 
 def partner_reviews(*, viewer: User) -> list[Review]:
@@ -289,6 +312,8 @@ class CycleMemo:
     plans_closed: int
     improvements: list[Improvement]
     overdue_actions: list[OverdueAction]
+    closed_on: datetime.date | None = None  # the day the cycle closed; None while it is open
+    not_held: int = 0  # of a closed cycle, the reviews still scheduled or preparing when it closed
 
 
 def _distribution(
@@ -310,7 +335,9 @@ def cycle_memo(*, cycle: ReviewCycle, today: datetime.date | None = None) -> Cyc
     Ratings are the partners' latest scores up to the cycle's period, compared with the previous
     cycle of the same kind; remediation plans and overdue actions are those of the cycle's
     partners, plans counted when opened or closed between the day the cycle opens and the day it
-    is due; improvements are the largest rises in score, top five.
+    is due; improvements are the largest rises in score, top five. A closed cycle's memo says the day
+    it closed and how many of its reviews were not held (still scheduled or preparing: a closed
+    cycle starts no review, so they are the ones left when it closed).
     """
     if cycle is None or cycle.tenant_id != current_tenant_id():
         raise Http404("No such review cycle.")
@@ -350,6 +377,7 @@ def cycle_memo(*, cycle: ReviewCycle, today: datetime.date | None = None) -> Cyc
         .select_related("partner", "owner")
         .order_by("due_on", "partner__name", "pk")
     )
+    closed = cycle.status == CycleStatus.CLOSED
     return CycleMemo(
         cycle=cycle,
         previous_cycle=previous_cycle,
@@ -374,6 +402,8 @@ def cycle_memo(*, cycle: ReviewCycle, today: datetime.date | None = None) -> Cyc
             )
             for item in overdue
         ],
+        closed_on=timezone.localdate(cycle.closed_at) if closed and cycle.closed_at else None,
+        not_held=sum(states.get(state, 0) for state in NOT_HELD_STATES) if closed else 0,
     )
 
 
@@ -406,6 +436,9 @@ def cycle_memo_csv(cycle: ReviewCycle, *, today: datetime.date | None = None) ->
         ["Reviews", "Monitored", memo.monitored, "", ""],
         ["Reviews", "Completed", memo.completed, "", ""],
     ]
+    if memo.cycle.status == CycleStatus.CLOSED:
+        rows[2:2] = [["Cycle", "Closed on", memo.closed_on.isoformat() if memo.closed_on else "", "", ""]]
+        rows.append(["Reviews", "Not held", memo.not_held, "", ""])
     rows += [["Ratings", row.label, row.count, row.previous, _signed(row.change)] for row in memo.ratings]
     rows += [
         ["Remediation plans", "Opened", memo.plans_opened, "", ""],

@@ -27,6 +27,7 @@ from reviews import selectors
 from reviews.forms import (
     AmendForm,
     CommitmentForm,
+    CycleCloseForm,
     CycleGenerateForm,
     DecisionForm,
     NoteForm,
@@ -38,6 +39,7 @@ from reviews.models import (
     CLOSED_STATES,
     REVIEW_TRANSITIONS,
     CollaborationPrompt,
+    CycleStatus,
     Review,
     ReviewCycle,
     ReviewState,
@@ -172,14 +174,49 @@ def cycle_list(request):
 def cycle_detail(request, pk: int):
     """A cycle's detailed reviews and its monitored partners, each ranked by need and paginated."""
     cycle = _by_id(ReviewCycle.objects.all(), pk)
+    may_configure = request.membership.can(Capability.CONFIGURE_TENANT)
     context = {
         "nav": "reviews",
         "cycle": cycle,
         "detailed": _page(selectors.cycle_detailed(cycle), request, "detailed"),
         "monitored": _page(selectors.cycle_monitored(cycle), request, "monitored"),
         "badges": STATE_BADGES,
+        "may_configure": may_configure,
+        "closing": selectors.cycle_closing(cycle) if may_configure and cycle.status == CycleStatus.OPEN else None,
     }
     return render(request, "reviews/cycle_detail.html", context)
+
+
+@_internal_page(Capability.CONFIGURE_TENANT)
+@require_POST
+def cycle_close(request, pk: int):
+    """Close the cycle; with reviews not held, only when the form says to close anyway."""
+    cycle = _by_id(ReviewCycle.objects.all(), pk)
+    form = CycleCloseForm(request.POST)
+    form.is_valid()  # a checkbox: never invalid
+    try:
+        closed = cycles.cycle_close(
+            cycle=cycle, by=request.user, confirm_unfinished=form.cleaned_data.get("confirm_unfinished", False)
+        )
+    except ValidationError as error:
+        messages.error(request, _messages_of(error))
+    else:
+        messages.success(request, f"“{closed.name}” is closed.")
+    return redirect("review_cycle", pk=cycle.pk)
+
+
+@_internal_page(Capability.CONFIGURE_TENANT)
+@require_POST
+def cycle_reopen(request, pk: int):
+    """Open a closed cycle again."""
+    cycle = _by_id(ReviewCycle.objects.all(), pk)
+    try:
+        reopened = cycles.cycle_reopen(cycle=cycle, by=request.user)
+    except ValidationError as error:
+        messages.error(request, _messages_of(error))
+    else:
+        messages.success(request, f"“{reopened.name}” is open again: its reviews may start.")
+    return redirect("review_cycle", pk=cycle.pk)
 
 
 def _memo_chart(memo: selectors.CycleMemo):
@@ -217,12 +254,18 @@ def cycle_memo_download(request, pk: int):
 # --- The workspace -------------------------------------------------------------------------------------------
 
 
-def _moves(ws: selectors.ReviewWorkspace, request) -> list[tuple[str, str]]:
-    """The moves the review may make now, for people who run reviews."""
+def _moves(ws: selectors.ReviewWorkspace, request) -> tuple[list[tuple[str, str]], bool]:
+    """The moves the review may make now, for people who run reviews; and whether its closed cycle holds it back."""
     review = ws.review
     if not request.membership.can(Capability.EDIT_PARTNERS) or ws.revisions[-1]["pk"] != review.pk:
-        return []
-    return [(state, MOVE_LABELS[state]) for state in REVIEW_TRANSITIONS[review.state]]
+        return [], False
+    states = REVIEW_TRANSITIONS[review.state]
+    held_back = any(state in lifecycle.STARTING for state in states) and (
+        ReviewCycle.objects.filter(pk=review.cycle_id, status=CycleStatus.CLOSED).exists()
+    )
+    if held_back:  # the service refuses them; the page does not offer them
+        states = [state for state in states if state not in lifecycle.STARTING]
+    return [(state, MOVE_LABELS[state]) for state in states], held_back
 
 
 def _rating_rows(ws: selectors.ReviewWorkspace) -> list[dict]:
@@ -266,12 +309,14 @@ def _workspace_context(request, pk: int, **forms) -> dict:
     review = ws.review
     latest = ws.revisions[-1]["pk"] == review.pk
     may_run = request.membership.can(Capability.EDIT_PARTNERS)
+    moves, cycle_closed = _moves(ws, request)
     return {
         "nav": "reviews",
         "ws": ws,
         "review": review,
         "badge": STATE_BADGES.get(review.state, ""),
-        "moves": _moves(ws, request),
+        "moves": moves,
+        "cycle_closed": cycle_closed,
         "pre_read": _pre_read_view(review.pre_read or {}),
         "editable": ws.can_edit,
         "rating_rows": _rating_rows(ws),

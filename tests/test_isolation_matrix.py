@@ -258,8 +258,54 @@ def test_every_portal_page_answers_by_role_and_never_shows_another_tenant(world,
             assert client.get(url).status_code == 404, (role, url)
 
 
+def command_urls(world):
+    """The review pages that take a POST only, with the roles that may post them; and tenant b's."""
+    a_cycle, _, b_cycle, _ = review_rows(world)
+    # In this order: the cycle is closed, then reopened, so each allowed post succeeds.
+    return [
+        (reverse("review_cycle_close", args=[a_cycle.pk]), {"admin"}),
+        (reverse("review_cycle_reopen", args=[a_cycle.pk]), {"admin"}),
+    ], [
+        reverse("review_cycle_close", args=[b_cycle.pk]),
+        reverse("review_cycle_reopen", args=[b_cycle.pk]),
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_review_cycle_command_answers_by_role_and_never_touches_another_tenant(world, role):
+    from reviews.models import ReviewCycle
+
+    client = session_client(world.a, role)
+    commands, foreign_commands = command_urls(world)
+    body = {"confirm_unfinished": "on"}
+    refused = 404 if role in PARTNER else 403
+    for url, allowed in commands:
+        assert client.get(url).status_code == (405 if role in allowed else refused), (role, url)
+        response = client.post(url, body)
+        if role in allowed:
+            assert response.status_code == 302 and "/reviews/cycles/" in response["Location"], (role, url)
+        else:
+            assert response.status_code == refused, (role, url, response.status_code)
+    may_post = set().union(*(allowed for _, allowed in commands))
+    for url in foreign_commands:
+        # Refused for the role before any lookup, or not found: never another tenant's cycle.
+        assert client.post(url, body).status_code == (404 if role in may_post else refused), (role, url)
+    b_cycle = review_rows(world)[2]
+    for name, client in principals(world.a):
+        for command in ("close", "reopen"):
+            url = f"/api/v1/review-cycles/{b_cycle.pk}/{command}/"
+            status = client.post(url, body, content_type="application/json").status_code
+            assert status in (403, 404), (name, url, status)
+    with tenant_scope(world.b.tenant):
+        assert ReviewCycle.objects.get(pk=b_cycle.pk).status == "open"
+
+
 def test_anonymous_visitors_are_sent_to_sign_in_from_every_page(world):
     pages, foreign_pages = page_urls(world)
+    commands, foreign_commands = command_urls(world)
     for url in [url for url, _ in pages] + foreign_pages:
         response = Client().get(url)
+        assert response.status_code == 302 and reverse("account_login") in response["Location"], url
+    for url in [url for url, _ in commands] + foreign_commands:
+        response = Client().post(url)
         assert response.status_code == 302 and reverse("account_login") in response["Location"], url

@@ -95,6 +95,15 @@ class CycleGenerateSerializer(serializers.Serializer):
     )
 
 
+class CycleCloseSerializer(serializers.Serializer):
+    confirm_unfinished = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Close even though reviews are still scheduled or preparing; they stay as they are and the memo "
+        "counts them as not held.",
+    )
+
+
 # --- Reviews ------------------------------------------------------------------------------------------------------
 
 

@@ -170,6 +170,42 @@ class ReviewCycleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         cycle = cycles.cycle_generate(by=request.user, **serializer.validated_data)
         return Response(self.get_serializer(self.get_queryset().get(pk=cycle.pk)).data, status=status.HTTP_201_CREATED)
 
+    def _answer(self, cycle: ReviewCycle) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=cycle.pk)).data)
+
+    @extend_schema(
+        summary="Close a review cycle",
+        description="Administrators. Refused (400, naming the partners) while a review is in its meeting; while "
+        "reviews are still scheduled or preparing, refused unless `confirm_unfinished` is true, and then they stay "
+        "as they are and the memo counts them as not held. A closed cycle starts no review; its finished reviews "
+        "are still finalized, shared and amended. Closing a closed cycle answers 400. Answers the cycle.",
+        request=s.CycleCloseSerializer,
+        responses=s.ReviewCycleSerializer,
+        examples=[
+            OpenApiExample("Every review is finished", value={}),
+            OpenApiExample("Close anyway", value={"confirm_unfinished": True}),
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        serializer = s.CycleCloseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cycle = cycles.cycle_close(
+            cycle=self.get_object(), by=request.user, confirm_unfinished=serializer.validated_data["confirm_unfinished"]
+        )
+        return self._answer(cycle)
+
+    @extend_schema(
+        summary="Reopen a review cycle",
+        description="Administrators. Its reviews may start again. Reopening an open cycle answers 400. Answers the "
+        "cycle.",
+        request=None,
+        responses=s.ReviewCycleSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        return self._answer(cycles.cycle_reopen(cycle=self.get_object(), by=request.user))
+
 
 # --- Reviews -------------------------------------------------------------------------------------------------------
 

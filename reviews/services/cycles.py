@@ -20,6 +20,12 @@ are never re-ranked), and gives them detailed reviews while their manager's capa
 Both run a fixed number of queries whatever the number of partners: one read of the rules, one of
 the partners, one of their scores, and one insert of the reviews (split in batches only where the
 database limits a statement's parameters, as SQLite does).
+
+An administrator closes a cycle once its meetings are over (``cycle_close``): never while a review
+is in its meeting, and, while reviews are still scheduled or preparing, only when told to close
+anyway; those stay as they are and the memo counts them as not held. A closed cycle starts no
+review (``reviews.services.lifecycle`` refuses it); its finished reviews are still finalized,
+shared and amended. ``cycle_reopen`` opens it again.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from partnerhub.partners.models import Partner, PartnerStatus
 from partnerhub.tenancy.audit import audit
 from partnerhub.tenancy.context import current_tenant_id
 from partnerhub.tenancy.models import Tenant, User
-from reviews.models import CadenceRule, CycleStatus, Review, ReviewCycle, ReviewKind, ReviewTrack
+from reviews.models import CadenceRule, CycleStatus, Review, ReviewCycle, ReviewKind, ReviewState, ReviewTrack
 from reviews.ranking import Candidate, rank_by_need
 from reviews.scores import latest_scores
 from reviews.services.access import require_configurer, require_own
@@ -48,6 +55,7 @@ KIND_PERIOD = {ReviewKind.QBR: QUARTER, ReviewKind.DEEP_DIVE: QUARTER, ReviewKin
 DEEP_DIVE_QUARTERS = (2, 4)
 CYCLE_NAMES = {ReviewKind.QBR: "business reviews", ReviewKind.CHECK_IN: "check-ins", ReviewKind.DEEP_DIVE: "deep dives"}
 MAX_CAPACITY = 500
+NAMES_IN_MESSAGE = 5
 
 
 def cycle_name(kind: str, period: str) -> str:
@@ -252,3 +260,94 @@ def cycle_add_missing(*, cycle: ReviewCycle, by: User) -> list[Review]:
         },
     )
     return reviews
+
+
+def _reviews(count: int) -> str:
+    return f"{count} review{'' if count == 1 else 's'}"
+
+
+def _named(names: list[str]) -> str:
+    """“Alpha, Bravo and 3 more”: the partners a refusal is about, without a wall of names."""
+    shown = ", ".join(names[:NAMES_IN_MESSAGE])
+    rest = len(names) - NAMES_IN_MESSAGE
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _locked_cycle(cycle: ReviewCycle, by: User) -> ReviewCycle:
+    require_configurer(by)
+    require_own(cycle, "No such review cycle.")
+    # Locked so closing and reopening are serialized with each other and with a review starting:
+    # a review that starts locks its cycle too (see lifecycle), so none starts in a cycle being closed.
+    return ReviewCycle.objects.select_for_update().get(pk=cycle.pk)
+
+
+@transaction.atomic
+def cycle_close(*, cycle: ReviewCycle, by: User, confirm_unfinished: bool = False) -> ReviewCycle:
+    """Close a cycle whose meetings are over; reviews never held stay as they are and the memo counts them.
+
+    Refused while a review is in its meeting, and while reviews are scheduled or preparing unless
+    ``confirm_unfinished`` says to close anyway.
+    """
+    cycle = _locked_cycle(cycle, by)
+    if cycle.status == CycleStatus.CLOSED:
+        closed_on = timezone.localdate(cycle.closed_at).isoformat() if cycle.closed_at else "before"
+        raise ValidationError(f"“{cycle.name}” is already closed (on {closed_on}).", code="closed")
+    in_meeting: list[str] = []
+    not_held = 0
+    for state, partner in (
+        Review.objects.current()
+        .filter(cycle=cycle, state__in=(ReviewState.SCHEDULED, ReviewState.PREPARING, ReviewState.IN_MEETING))
+        .order_by("partner__name", "pk")
+        .values_list("state", "partner__name")
+    ):
+        if state == ReviewState.IN_MEETING:
+            in_meeting.append(partner)
+        else:
+            not_held += 1
+    if in_meeting:
+        raise ValidationError(
+            f"“{cycle.name}” cannot close while {_reviews(len(in_meeting))} "
+            f"{'is' if len(in_meeting) == 1 else 'are'} in {'its' if len(in_meeting) == 1 else 'their'} meeting "
+            f"({_named(in_meeting)}); finalize {'it' if len(in_meeting) == 1 else 'them'} first.",
+            code="in_meeting",
+        )
+    if not_held and confirm_unfinished is not True:
+        raise ValidationError(
+            f"{_reviews(not_held)} of “{cycle.name}” {'has' if not_held == 1 else 'have'} not been held "
+            "(still scheduled or preparing). Close anyway to leave "
+            f"{'it' if not_held == 1 else 'them'} as {'it is' if not_held == 1 else 'they are'}: "
+            "the memo counts them as not held.",
+            code="unfinished",
+        )
+    cycle.status = CycleStatus.CLOSED
+    cycle.closed_at = timezone.now()
+    cycle.save(update_fields=["status", "closed_at"])
+    audit(
+        actor=by,
+        verb="cycle.closed",
+        target=cycle,
+        changes={"status": [CycleStatus.OPEN.value, CycleStatus.CLOSED.value], "not_held": [None, not_held]},
+    )
+    return cycle
+
+
+@transaction.atomic
+def cycle_reopen(*, cycle: ReviewCycle, by: User) -> ReviewCycle:
+    """Open a closed cycle again: its reviews may start, and partners may be added to it."""
+    cycle = _locked_cycle(cycle, by)
+    if cycle.status != CycleStatus.CLOSED:
+        raise ValidationError(f"“{cycle.name}” is open; only a closed cycle is reopened.", code="open")
+    closed_at = cycle.closed_at
+    cycle.status = CycleStatus.OPEN
+    cycle.closed_at = None
+    cycle.save(update_fields=["status", "closed_at"])
+    audit(
+        actor=by,
+        verb="cycle.reopened",
+        target=cycle,
+        changes={
+            "status": [CycleStatus.CLOSED.value, CycleStatus.OPEN.value],
+            "closed_at": [closed_at.isoformat() if closed_at else None, None],
+        },
+    )
+    return cycle

@@ -4,7 +4,8 @@ Moving to preparing freezes the pre-read (once: a review sent back to scheduled 
 again keeps the snapshot it had, so what was read before the meeting never changes). Finalizing
 records who and when; sharing emails the partner's people once the transaction commits. A finalized
 or shared review never changes again: ``review_amend`` starts a new revision from it, in its
-meeting, and the revision it amends stays exactly as it was.
+meeting, and the revision it amends stays exactly as it was. A review of a closed cycle does not
+start (preparing, or its meeting); finalizing, sharing and amending still work there.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ from reviews.models import (
     CLOSED_STATES,
     REVIEW_TRANSITIONS,
     CollaborationRating,
+    CycleStatus,
     DevelopmentCommitment,
     MeetingNote,
     PartnerVoice,
     Review,
+    ReviewCycle,
     ReviewDecision,
     ReviewState,
 )
 from reviews.preread import build_pre_read
 from reviews.services.access import clean_text, lock_review, require_reviewer
+
+STARTING = (ReviewState.PREPARING, ReviewState.IN_MEETING)
 
 
 def _label(state: str) -> str:
@@ -68,6 +73,16 @@ def _ensure_may_move(review: Review, to: Any) -> ReviewState:
     to = ReviewState(to)
     if to not in REVIEW_TRANSITIONS[review.state]:
         raise ValidationError(transition_refusal(review.state, to), code="illegal_transition")
+    if to in STARTING:
+        # The cycle is locked (without blocking inserts of reviews into it) so that closing it, which
+        # locks it too, waits for this review to start, or this review sees the cycle closed.
+        locked = ReviewCycle.objects.select_for_update(no_key=True).filter(pk=review.cycle_id)
+        cycle = locked.values("name", "status").first()
+        if cycle is not None and cycle["status"] == CycleStatus.CLOSED:
+            raise ValidationError(
+                f"“{cycle['name']}” is closed: its reviews no longer start. Reopen the cycle to hold this review.",
+                code="cycle_closed",
+            )
     if Review.objects.filter(amends=review).exists():
         # Only closed revisions are amended, so this is a finalized one asked to be shared.
         raise ValidationError("This revision has been amended; share the latest revision instead.", code="superseded")

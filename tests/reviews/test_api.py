@@ -141,6 +141,68 @@ def test_administrators_generate_a_cycle_and_everyone_internal_reads_it(world):
     assert admin.get(url(CYCLES, world.b.extra["review_cycle"].pk)).status_code == 404
 
 
+def cycle_status(world, cycle) -> str:
+    with tenant_scope(world.a.tenant):
+        return ReviewCycle.objects.get(pk=cycle.pk).status
+
+
+def test_administrators_close_and_reopen_a_cycle_and_a_refusal_is_a_400_with_the_reason(world, cycle):
+    admin, manager = session(world.a, "admin"), session(world.a, "partner_manager")
+    review = review_of(world, cycle)
+    move(manager, review, "preparing", "in_meeting")
+
+    in_meeting = post(admin, url(CYCLES, cycle.pk, "close"), {"confirm_unfinished": True})
+    assert in_meeting.status_code == 400
+    assert "cannot close while 1 review is in its meeting (Acme Partner 1)" in in_meeting.json()["non_field_errors"][0]
+    move(manager, review, "finalized")
+    unfinished = post(admin, url(CYCLES, cycle.pk, "close"), {})
+    assert unfinished.status_code == 400 and "1 review of" in unfinished.json()["non_field_errors"][0]
+    assert post(admin, url(CYCLES, cycle.pk, "close"), {"confirm_unfinished": "maybe"}).status_code == 400
+    assert cycle_status(world, cycle) == "open"
+
+    closed = post(admin, url(CYCLES, cycle.pk, "close"), {"confirm_unfinished": True})
+    assert closed.status_code == 200, closed.content
+    body = closed.json()
+    assert body["id"] == cycle.pk and body["status"] == "closed" and body["closed_at"] and body["review_count"] == 2
+    twice = post(admin, url(CYCLES, cycle.pk, "close"), {"confirm_unfinished": True})
+    assert twice.status_code == 400 and "already closed" in twice.json()["non_field_errors"][0]
+
+    other = review_of(world, cycle, 1)
+    start = post(manager, url(REVIEWS, other.pk, "transition"), {"to": "preparing"})
+    assert start.status_code == 400 and "is closed" in start.json()["non_field_errors"][0]
+    move(manager, review, "shared")
+
+    reopened = post(admin, url(CYCLES, cycle.pk, "reopen"), {})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+    assert reopened.json()["closed_at"] is None
+    again = post(admin, url(CYCLES, cycle.pk, "reopen"), {})
+    assert again.status_code == 400 and "only a closed cycle is reopened" in again.json()["non_field_errors"][0]
+    move(manager, other, "preparing")
+
+
+def test_only_administrators_close_a_cycle_and_api_keys_only_read(world, cycle):
+    for client in [session(world.a, role) for role in ("partner_manager", "executive")] + [
+        key(world.a),
+        key(world.a, "write_key"),
+    ]:
+        for command in ("close", "reopen"):
+            assert post(client, url(CYCLES, cycle.pk, command), {"confirm_unfinished": True}).status_code == 403
+    for role in PARTNER:
+        for command in ("close", "reopen"):
+            response = post(session(world.a, role), url(CYCLES, cycle.pk, command), {"confirm_unfinished": True})
+            assert response.status_code == 404  # partner users find no cycle
+    assert cycle_status(world, cycle) == "open"
+
+
+def test_another_tenants_cycle_is_not_found_for_closing(world, cycle):
+    foreign = world.b.extra["review_cycle"]
+    for command in ("close", "reopen"):
+        response = post(session(world.a, "admin"), url(CYCLES, foreign.pk, command), {"confirm_unfinished": True})
+        assert response.status_code == 404
+    with tenant_scope(world.b.tenant):
+        assert ReviewCycle.objects.get(pk=foreign.pk).status == "open"
+
+
 # --- Reviews: reading ------------------------------------------------------------------------------------------
 
 

@@ -9,15 +9,27 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.db.models import AutoField
+from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 
 from partnerhub.partners.models import LifecycleStage, PartnerStatus, PartnerType
 from partnerhub.tenancy.models import AuditEvent
-from reviews.models import CollaborationPrompt, Review, ReviewCycle, ReviewTrack
+from reviews.models import CollaborationPrompt, CycleStatus, Review, ReviewCycle, ReviewState, ReviewTrack
 from reviews.services.cadences import cadence_rule_create
-from reviews.services.cycles import cycle_add_missing, cycle_generate
+from reviews.services.cycles import cycle_add_missing, cycle_close, cycle_generate, cycle_reopen
+from reviews.services.lifecycle import review_amend, review_transition
 from scorecards.models import Rating
-from tests.reviews.conftest import DUE_ON, OPENS_ON, PERIOD, add_score, generate, new_manager, new_partner
+from tests.reviews.conftest import (
+    DUE_ON,
+    OPENS_ON,
+    PERIOD,
+    add_score,
+    force_state,
+    generate,
+    new_manager,
+    new_partner,
+    review_of,
+)
 
 
 def ranked(cycle, manager):
@@ -303,3 +315,143 @@ def test_generation_runs_the_same_queries_for_5_partners_as_for_50(a):
         assert inserts == math.ceil(reviews / batch)
     if connection.vendor == "postgresql":
         assert large_total == small_total
+
+
+# --- Closing and reopening ----------------------------------------------------------------------------------
+
+
+def _move(review, *states, by):
+    for state in states:
+        review = review_transition(review=review, to=state, by=by)
+    return review
+
+
+def test_a_cycle_whose_reviews_are_all_finished_closes_and_says_so_in_the_audit(a):
+    cycle = generate(a)
+    for review in Review.objects.filter(cycle=cycle):
+        force_state(review, ReviewState.FINALIZED)
+
+    closed = cycle_close(cycle=cycle, by=a.users["admin"])
+
+    cycle.refresh_from_db()
+    assert closed.status == cycle.status == CycleStatus.CLOSED
+    assert cycle.closed_at is not None
+    event = AuditEvent.objects.get(verb="cycle.closed")
+    assert event.target_id == str(cycle.pk)
+    assert event.changes == {"status": ["open", "closed"], "not_held": [None, 0]}
+
+
+def test_a_cycle_does_not_close_while_a_review_is_in_its_meeting(a):
+    cycle = generate(a)
+    in_meeting = force_state(review_of(cycle, a.partners[1]), ReviewState.IN_MEETING)
+
+    with pytest.raises(ValidationError) as refused:
+        cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    assert refused.value.messages == [
+        "“FY2026-Q3 business reviews” cannot close while 1 review is in its meeting (Acme Partner 2); finalize it "
+        "first."
+    ]
+    assert in_meeting.partner.name == "Acme Partner 2"
+    cycle.refresh_from_db()
+    assert (cycle.status, cycle.closed_at) == (CycleStatus.OPEN, None)
+    assert not AuditEvent.objects.filter(verb="cycle.closed").exists()
+
+
+def test_a_cycle_with_reviews_not_held_closes_only_when_told_to_close_anyway(a):
+    cycle = generate(a)
+    force_state(review_of(cycle, a.partners[0]), ReviewState.PREPARING)  # the other stays scheduled
+
+    with pytest.raises(ValidationError) as refused:
+        cycle_close(cycle=cycle, by=a.users["admin"])
+    assert refused.value.messages == [
+        "2 reviews of “FY2026-Q3 business reviews” have not been held (still scheduled or preparing). Close anyway "
+        "to leave them as they are: the memo counts them as not held."
+    ]
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.OPEN
+
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.CLOSED
+    assert sorted(Review.objects.filter(cycle=cycle).values_list("state", flat=True)) == ["preparing", "scheduled"]
+    assert AuditEvent.objects.get(verb="cycle.closed").changes["not_held"] == [None, 2]
+
+
+def test_closing_a_closed_cycle_and_reopening_an_open_one_are_refused_with_the_reason(a):
+    cycle = generate(a)
+    with pytest.raises(ValidationError) as refused:
+        cycle_reopen(cycle=cycle, by=a.users["admin"])
+    assert refused.value.messages == ["“FY2026-Q3 business reviews” is open; only a closed cycle is reopened."]
+
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+    with pytest.raises(ValidationError) as refused:
+        cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    assert refused.value.messages[0].startswith("“FY2026-Q3 business reviews” is already closed (on ")
+    assert AuditEvent.objects.filter(verb="cycle.closed").count() == 1
+    assert not AuditEvent.objects.filter(verb="cycle.reopened").exists()
+
+
+def test_a_reopened_cycle_is_open_again_without_its_closing_day_and_is_audited(a):
+    cycle = generate(a)
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    reopened = cycle_reopen(cycle=cycle, by=a.users["admin"])
+
+    cycle.refresh_from_db()
+    assert reopened.status == cycle.status == CycleStatus.OPEN
+    assert cycle.closed_at is None
+    event = AuditEvent.objects.get(verb="cycle.reopened")
+    assert event.changes["status"] == ["closed", "open"]
+    assert event.changes["closed_at"][1] is None
+    review = _move(review_of(cycle, a.partners[0]), "preparing", by=a.users["partner_manager"])
+    assert review.state == ReviewState.PREPARING
+
+
+def test_a_closed_cycle_starts_no_review_but_its_finished_reviews_are_still_shared_and_amended(a):
+    manager = a.users["partner_manager"]
+    cycle = generate(a)
+    finished = _move(review_of(cycle, a.partners[0]), "preparing", "in_meeting", "finalized", by=manager)
+    preparing = _move(review_of(cycle, a.partners[1]), "preparing", by=manager)
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    with pytest.raises(ValidationError) as refused:
+        review_transition(review=preparing, to="in_meeting", by=manager)
+    assert refused.value.messages == [
+        "“FY2026-Q3 business reviews” is closed: its reviews no longer start. Reopen the cycle to hold this review."
+    ]
+    assert Review.objects.get(pk=preparing.pk).state == ReviewState.PREPARING
+    back = review_transition(review=preparing, to="scheduled", by=manager)  # not a start: allowed
+    with pytest.raises(ValidationError, match="is closed"):
+        review_transition(review=back, to="preparing", by=manager)
+
+    shared = review_transition(review=finished, to="shared", by=manager)
+    assert shared.state == ReviewState.SHARED
+    amendment = review_amend(review=shared, reason="The pipeline figure was corrected.", by=manager)
+    assert review_transition(review=amendment, to="finalized", by=manager).state == ReviewState.FINALIZED
+
+
+@pytest.mark.parametrize("role", ["partner_manager", "executive", "partner_admin", "partner_member"])
+def test_only_administrators_close_and_reopen_cycles(a, role):
+    cycle = generate(a)
+
+    with pytest.raises(PermissionDenied):
+        cycle_close(cycle=cycle, by=a.users[role], confirm_unfinished=True)
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+    with pytest.raises(PermissionDenied):
+        cycle_reopen(cycle=cycle, by=a.users[role])
+
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.CLOSED
+    assert AuditEvent.objects.filter(verb__in=["cycle.closed", "cycle.reopened"]).count() == 1
+
+
+def test_another_tenants_cycle_is_not_found_for_closing(a, b):
+    foreign = b.extra["review_cycle"]
+
+    with pytest.raises(Http404):
+        cycle_close(cycle=foreign, by=a.users["admin"], confirm_unfinished=True)
+    with pytest.raises(Http404):
+        cycle_reopen(cycle=foreign, by=a.users["admin"])

@@ -10,6 +10,7 @@ from django.utils import timezone
 from actions.models import ActionItem, ActionStatus, PlanStatus, PlanTrigger, RemediationPlan
 from partnerhub.partners.models import PartnerStatus
 from reviews.selectors import cycle_memo, cycle_memo_csv
+from reviews.services.cycles import cycle_close
 from reviews.services.lifecycle import review_transition
 from tests.reviews.conftest import add_score, generate, new_partner, review_of
 
@@ -144,3 +145,28 @@ def test_the_memo_reads_a_fixed_number_of_queries(a, memo_world, django_assert_m
 
     with django_assert_max_num_queries(9):
         cycle_memo(cycle=cycle, today=TODAY)
+
+
+def test_a_closed_cycles_memo_says_when_it_closed_and_how_many_reviews_were_not_held(
+    a, memo_world, django_assert_max_num_queries
+):
+    cycle, _ = memo_world
+    cycle_close(cycle=cycle, by=a.users["admin"], confirm_unfinished=True)
+    cycle.refresh_from_db()
+    closed_on = timezone.localdate(cycle.closed_at)
+
+    with django_assert_max_num_queries(9):
+        memo = cycle_memo(cycle=cycle, today=TODAY)
+
+    assert (memo.closed_on, memo.not_held) == (closed_on, 2)
+    rows = cycle_memo_csv(cycle, today=TODAY)
+    assert rows[2] == ["Cycle", "Closed on", closed_on.isoformat(), "", ""]
+    assert ["Reviews", "Not held", "2", "", ""] in rows
+
+
+def test_an_open_cycles_memo_has_no_closing_day(a, memo_world):
+    cycle, _ = memo_world
+
+    memo = cycle_memo(cycle=cycle, today=TODAY)
+
+    assert (memo.closed_on, memo.not_held) == (None, 0)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from partnerhub.partners.models import Partner
 from partnerhub.tenancy.context import tenant_scope
@@ -32,6 +33,7 @@ PARTNER = ("partner_admin", "partner_member")
 MINE = reverse("review_mine")
 CYCLES = reverse("review_cycles")
 PORTAL = reverse("portal_reviews")
+MOVE_PREPARE = 'name="to" value="preparing"'
 
 
 def session(tw, role: str) -> Client:
@@ -399,3 +401,106 @@ def test_the_portal_review_pages_are_not_found_for_internal_people_and_another_t
     assert session(a, "admin").get(PORTAL).status_code == 404
     foreign = b_review(b)
     assert session(a, "partner_admin").get(reverse("portal_review", args=[foreign.pk])).status_code == 404
+
+
+# --- Closing and reopening a cycle ----------------------------------------------------------------------------
+
+
+def test_administrators_see_how_many_reviews_are_not_held_and_close_only_when_told_to_close_anyway(a, cycle):
+    client = session(a, "admin")
+    page = reverse("review_cycle", args=[cycle.pk])
+    close = reverse("review_cycle_close", args=[cycle.pk])
+    body = text(client.get(page))
+    assert close in body and 'data-not-held="2"' in body and 'name="confirm_unfinished"' in body
+
+    refused = client.post(close, follow=True)
+    assert refused.status_code == 200
+    assert "2 reviews of “FY2026-Q3 business reviews” have not been held" in text(refused)
+    cycle.refresh_from_db()
+    assert cycle.status == "open" and cycle.closed_at is None
+
+    closed = client.post(close, {"confirm_unfinished": "on"}, follow=True)
+    body = text(closed)
+    cycle.refresh_from_db()
+    assert cycle.status == "closed"
+    closed_on = timezone.localdate(cycle.closed_at)
+    assert "“FY2026-Q3 business reviews” is closed." in body
+    assert f"Closed on {closed_on:%-d %b %Y}" in body
+    assert reverse("review_cycle_reopen", args=[cycle.pk]) in body and close not in body
+
+    memo = text(client.get(reverse("review_cycle_memo", args=[cycle.pk])))
+    assert f'<dd data-figure="closed_on">{closed_on:%-d %b %Y}</dd>' in memo
+    assert '<dd data-figure="not_held">2</dd>' in memo
+    rows = list(csv.reader(io.StringIO(text(client.get(reverse("review_cycle_memo_csv", args=[cycle.pk]))))))
+    assert ["Cycle", "Closed on", closed_on.isoformat(), "", ""] in rows
+    assert ["Reviews", "Not held", "2", "", ""] in rows
+
+
+def test_a_cycle_with_every_review_finished_closes_and_reopens_from_its_page(a, cycle):
+    for review in Review.objects.filter(cycle=cycle):
+        force_state(review, ReviewState.SHARED)
+    client = session(a, "admin")
+    body = text(client.get(reverse("review_cycle", args=[cycle.pk])))
+    assert "data-not-held" not in body and "Every review of this cycle is finished" in body
+
+    assert client.post(reverse("review_cycle_close", args=[cycle.pk])).status_code == 302
+    cycle.refresh_from_db()
+    assert cycle.status == "closed"
+
+    reopened = client.post(reverse("review_cycle_reopen", args=[cycle.pk]), follow=True)
+    cycle.refresh_from_db()
+    assert (cycle.status, cycle.closed_at) == ("open", None)
+    assert "is open again" in text(reopened)
+    again = client.post(reverse("review_cycle_reopen", args=[cycle.pk]), follow=True)
+    assert again.status_code == 200 and "only a closed cycle is reopened" in text(again)
+
+
+def test_closing_while_a_review_is_in_its_meeting_shows_why_and_changes_nothing(a, cycle, review):
+    force_state(review, ReviewState.IN_MEETING)
+    client = session(a, "admin")
+    assert 'data-in-meeting="1"' in text(client.get(reverse("review_cycle", args=[cycle.pk])))
+
+    response = client.post(reverse("review_cycle_close", args=[cycle.pk]), {"confirm_unfinished": "on"}, follow=True)
+
+    assert response.status_code == 200
+    assert "cannot close while 1 review is in its meeting (Acme Partner 1)" in text(response)
+    cycle.refresh_from_db()
+    assert cycle.status == "open"
+
+
+def test_a_closed_cycles_review_does_not_start_from_the_workspace(a, cycle, review):
+    admin = session(a, "admin")
+    admin.post(reverse("review_cycle_close", args=[cycle.pk]), {"confirm_unfinished": "on"})
+
+    response = session(a, "partner_manager").post(
+        reverse("review_move", args=[review.pk]), {"to": "preparing"}, follow=True
+    )
+
+    body = text(response)
+    assert "is closed: its reviews no longer start" in body
+    assert "data-cycle-closed" in body and MOVE_PREPARE not in body
+    review.refresh_from_db()
+    assert review.state == ReviewState.SCHEDULED
+
+
+@pytest.mark.parametrize("role", ["partner_manager", "executive", *PARTNER])
+def test_only_administrators_close_and_reopen_a_cycle_from_its_page(a, cycle, role):
+    client = session(a, role)
+    if role not in PARTNER:
+        body = text(client.get(reverse("review_cycle", args=[cycle.pk])))
+        assert reverse("review_cycle_close", args=[cycle.pk]) not in body
+    expected = 404 if role in PARTNER else 403
+    for name in ("review_cycle_close", "review_cycle_reopen"):
+        assert client.post(reverse(name, args=[cycle.pk]), {"confirm_unfinished": "on"}).status_code == expected
+    cycle.refresh_from_db()
+    assert cycle.status == "open"
+
+
+def test_closing_is_a_post_and_another_tenants_cycle_is_not_found(a, cycle, b):
+    foreign = b_review(b)
+    client = session(a, "admin")
+    assert client.get(reverse("review_cycle_close", args=[cycle.pk])).status_code == 405
+    for name in ("review_cycle_close", "review_cycle_reopen"):
+        assert client.post(reverse(name, args=[foreign.cycle_id]), {"confirm_unfinished": "on"}).status_code == 404
+    with tenant_scope(b.tenant):
+        assert ReviewCycle.objects.get(pk=foreign.cycle_id).status == "open"
