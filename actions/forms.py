@@ -7,6 +7,8 @@ is refused with the service's own words.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -203,6 +205,33 @@ def _lines(text: str) -> str:
     return (text or "").replace("\r\n", "\n")
 
 
+def _comparable_targets(pairs) -> list[list[Any]]:
+    return sorted([metric.pk, _decimal_text(value) or ""] for metric, value in pairs)
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _seen_token(values: dict[str, Any]) -> str:
+    return json.dumps({name: _fingerprint(value) for name, value in values.items()}, separators=(",", ":"))
+
+
+def _display(action: ActionItem, name: str) -> str:
+    """A field's stored value in words, for the message about a change made meanwhile."""
+    if name == "targets":
+        targets = [f"{t.metric.name} {_decimal_text(t.target_value) or '(no value)'}" for t in action.targets.all()]
+        return "“" + ", ".join(targets) + "”" if targets else "no targets"
+    value = getattr(action, name)
+    if name == "due_on":
+        return f"{value:%d %B %Y}"
+    if name in ("priority", "kind", "root_cause"):
+        return f"“{getattr(action, f'get_{name}_display')()}”"
+    if value is None or value == "":
+        return "empty"
+    return f"“{value}”"
+
+
 def _decimal_text(value: Any) -> str | None:
     """A target value as the service would compare it; None when blank, the raw text when not a number."""
     if value is None:
@@ -245,6 +274,8 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
     success_criteria = _text("Success criteria")
     resources = _text("Resources", help_text="People, budget and material it needs.")
     contingency = _text("Contingency", help_text="What happens if it slips.")
+    # The action's last change as this form showed it, so a save never quietly undoes a later change.
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, action: ActionItem, partner_user: bool = False, **kwargs):
         self.action = action
@@ -254,7 +285,7 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         if partner_user:
             for name in list(self.fields):
-                if name not in PARTNER_EDIT_FIELDS:
+                if name not in PARTNER_EDIT_FIELDS and name != "seen":
                     del self.fields[name]
             self.target_row_count = 0
             return
@@ -294,7 +325,58 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
         for row, (metric, value) in enumerate(self.stored_targets, start=1):
             initial[f"target_metric_{row}"] = metric.pk
             initial[f"target_value_{row}"] = _decimal_text(value) or ""
+        initial["seen"] = _seen_token(self._stored_values())
         return initial
+
+    # --- What changed, and who changed it ---------------------------------------------------------------
+    #
+    # The form carries, in ``seen``, a fingerprint of every field as it showed it. On saving, a field
+    # the person changed is saved; a field they left as shown keeps whatever is stored now, even if
+    # someone else changed it meanwhile; a field both changed, differently, is a conflict the person
+    # settles by saving again. Without the fingerprint (a form from elsewhere), every field that
+    # differs from what is stored is saved.
+
+    def _editable(self) -> list[str]:
+        if self.partner_user:
+            return list(PARTNER_EDIT_FIELDS)
+        return ["title", "owner", "due_on", "priority", "kind", "root_cause", "plan", *PARTNER_EDIT_FIELDS, "targets"]
+
+    def _stored_values(self) -> dict[str, Any]:
+        action = self.action
+        values = {
+            "title": action.title,
+            "owner": action.owner_id,
+            "due_on": action.due_on.isoformat(),
+            "priority": action.priority,
+            "kind": action.kind,
+            "root_cause": action.root_cause,
+            "plan": action.plan_id,
+            **{name: _lines(getattr(action, name)) for name in PARTNER_EDIT_FIELDS},
+            "targets": _comparable_targets(self.stored_targets),
+        }
+        return {name: values[name] for name in self._editable()}
+
+    def _posted_values(self, pairs: list[tuple[Metric, str]]) -> dict[str, Any]:
+        data = self.cleaned_data
+        values = {
+            "title": data.get("title"),
+            "owner": getattr(data.get("owner"), "pk", None),
+            "due_on": data["due_on"].isoformat() if data.get("due_on") else None,
+            "priority": data.get("priority"),
+            "kind": data.get("kind"),
+            "root_cause": data.get("root_cause"),
+            "plan": getattr(data.get("plan"), "pk", None),
+            **{name: _lines(data.get(name, "")) for name in PARTNER_EDIT_FIELDS},
+            "targets": _comparable_targets(pairs),
+        }
+        return {name: values[name] for name in self._editable()}
+
+    def _seen(self) -> dict[str, str] | None:
+        try:
+            seen = json.loads(self.cleaned_data.get("seen") or "")
+        except ValueError:
+            return None
+        return seen if isinstance(seen, dict) and all(isinstance(v, str) for v in seen.values()) else None
 
     def target_rows(self):
         return [
@@ -314,37 +396,69 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
         return pairs
 
     def changes(self) -> dict[str, Any]:
-        """The fields whose value differs from the action's, as ``action_update`` takes them.
+        """The fields to save, as ``action_update`` takes them; fields both people changed go to ``conflicts``.
 
         Call after ``is_valid()``. A field left as it was is not given, so the service keeps it as
         it is: a due date that has passed stays, an owner no longer eligible stays.
         """
-        action, data = self.action, self.cleaned_data
+        pairs = [] if self.partner_user else self._targets()
+        posted, stored, seen = self._posted_values(pairs), self._stored_values(), self._seen()
+        self.conflicts: list[str] = []
         changed: dict[str, Any] = {}
-        for name in PARTNER_EDIT_FIELDS:
-            if name in self.fields and _lines(data[name]) != _lines(getattr(action, name)):
-                changed[name] = _lines(data[name])
-        if self.partner_user:
-            return changed
-        if data["title"] != action.title:
-            changed["title"] = data["title"]
-        for name in ("priority", "kind", "root_cause"):
-            if data[name] != getattr(action, name):
-                changed[name] = data[name]
-        if data["due_on"] != action.due_on:
-            changed["due_on"] = data["due_on"]
-        if getattr(data["owner"], "pk", None) != action.owner_id:
-            changed["owner"] = data["owner"]
-        if getattr(data["plan"], "pk", None) != action.plan_id:
-            changed["plan"] = data["plan"]
-        pairs = self._targets()
-
-        def comparable(items):
-            return sorted((metric.pk, _decimal_text(value) or "") for metric, value in items)
-
-        if comparable(pairs) != comparable(self.stored_targets):
-            changed["targets"] = pairs
+        for name, value in posted.items():
+            if value == stored[name]:
+                continue
+            if seen is not None:
+                if seen.get(name) == _fingerprint(value):
+                    continue  # left as shown; what is stored now stays
+                if seen.get(name) != _fingerprint(stored[name]):
+                    self.conflicts.append(name)
+                    continue
+            if name == "targets":
+                changed[name] = pairs
+            elif name in PARTNER_EDIT_FIELDS:
+                changed[name] = value
+            else:
+                changed[name] = self.cleaned_data[name]
         return changed
+
+    def show_conflicts(self) -> None:
+        """Name each field someone else changed meanwhile, keep this person's value there, and show the rest as stored.
+
+        The fingerprint now stands for what is stored, so saving again keeps this person's values.
+        """
+        stored, seen = self._stored_values(), self._seen() or {}
+        posted_fingerprints = {
+            name: _fingerprint(value) for name, value in self._posted_values(self._targets_quietly()).items()
+        }
+        fresh = self._initial()
+        data = self.data.copy()
+        for name in self._editable():
+            if name in self.conflicts:
+                now = _display(self.action, name)
+                self.add_error(
+                    None if name == "targets" else name,
+                    f"Changed by someone else since you opened this page; it is now {now}. "
+                    "Save again to replace it with yours.",
+                )
+            elif posted_fingerprints.get(name) == seen.get(name):
+                # Untouched here: show what is stored now, so saving again does not undo the other change.
+                keys = [key for key in fresh if key.startswith("target_")] if name == "targets" else [name]
+                if name == "targets":
+                    for key in list(data):
+                        if key.startswith("target_"):
+                            del data[key]
+                for key in keys:
+                    data[self.add_prefix(key)] = "" if fresh[key] is None else str(fresh[key])
+        data[self.add_prefix("seen")] = _seen_token(stored)
+        self.data = data
+
+    def _targets_quietly(self) -> list[tuple[Metric, str]]:
+        return [
+            (self.cleaned_data[f"target_metric_{row}"], self.cleaned_data.get(f"target_value_{row}", ""))
+            for row in range(1, self.target_row_count + 1)
+            if self.cleaned_data.get(f"target_metric_{row}") is not None
+        ]
 
     def add_service_errors(self, error: ValidationError) -> None:
         """As the mixin, with a target's problem put next to the row it came from."""

@@ -223,6 +223,10 @@ def _save_edit(request, form: ActionEditForm, action) -> str | None:
     changes = form.changes()
     if form.errors:
         return None
+    if form.conflicts:
+        # Someone else changed the same fields meanwhile: nothing is saved until this person decides.
+        form.show_conflicts()
+        return None
     if not changes:
         return "Nothing changed."
     try:

@@ -313,3 +313,62 @@ def test_another_tenants_action_is_not_found_on_either_edit_page(world, role):
         assert client.post(url, {"title": "Forged", "description": "Forged"}).status_code == 404, url
     stored = reload(world.b, foreign)
     assert stored.title == "Foreign" and stored.description == ""
+
+
+# --- Two people editing at once --------------------------------------------------------------------------
+
+
+def test_edits_of_different_fields_made_at_once_are_both_kept(world):
+    tw = world.a
+    action = make(tw)
+    first, second = session(tw, "admin"), session(tw, "partner_manager")
+    mine = prefilled(first, edit_url(action), title="Webinar for the Nordics")
+    theirs = prefilled(second, edit_url(action), due_on=days(30).isoformat())
+    assert second.post(edit_url(action), theirs).status_code == 302
+
+    response = first.post(edit_url(action), mine, follow=True)
+
+    assert "Saved: title." in text(response)
+    stored = reload(tw, action)
+    assert (stored.title, stored.due_on) == ("Webinar for the Nordics", days(30))
+
+
+def test_a_field_someone_else_changed_meanwhile_is_not_overwritten_without_a_second_save(world):
+    tw = world.a
+    action = make(tw)
+    first, second = session(tw, "admin"), session(tw, "partner_manager")
+    mine = prefilled(first, edit_url(action), title="Webinar for the Nordics", resources="Two presales engineers")
+    theirs = prefilled(second, edit_url(action), title="Roadshow in Oslo", due_on=days(30).isoformat())
+    assert second.post(edit_url(action), theirs).status_code == 302
+
+    refused = first.post(edit_url(action), mine)
+
+    assert refused.status_code == 400
+    page = text(refused)
+    assert "Changed by someone else since you opened this page; it is now “Roadshow in Oslo”." in field_html(
+        page, "title"
+    )
+    assert 'value="Webinar for the Nordics"' in page  # this person's value is still on the form
+    assert f'value="{days(30).isoformat()}"' in field_html(page, "due_on")  # the other change is shown as stored
+    stored = reload(tw, action)
+    assert (stored.title, stored.due_on, stored.resources) == ("Roadshow in Oslo", days(30), "")
+
+    # Saving again, having seen the other change, keeps this person's title and the other's due date.
+    again = {key: value for key, value in refused.context["form"].data.items()}
+    assert first.post(edit_url(action), again).status_code == 302
+    stored = reload(tw, action)
+    assert (stored.title, stored.due_on, stored.resources) == (
+        "Webinar for the Nordics",
+        days(30),
+        "Two presales engineers",
+    )
+
+
+def test_a_form_without_its_fingerprint_saves_every_field_that_differs(world):
+    tw = world.a
+    action = make(tw)
+    client = session(tw, "admin")
+    data = prefilled(client, edit_url(action), title="Webinar for the Nordics")
+    del data["seen"]
+    assert client.post(edit_url(action), data).status_code == 302
+    assert reload(tw, action).title == "Webinar for the Nordics"
