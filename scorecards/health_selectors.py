@@ -7,18 +7,26 @@ the references of a page of values are resolved in bulk.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Avg, Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Avg, Case, Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from partnerhub.integrations.source_models import PULLED_KINDS, DataSource, Deal, PartnerMapping, SyncRun, SyncStatus
 from partnerhub.integrations.views import source_health
 from partnerhub.partners.models import Partner
-from scorecards.models import CheckReview, MetricObservation, ObservationCheck, Score
+from scorecards.models import (
+    CheckReview,
+    CorrectionKind,
+    CorrectionRequest,
+    MetricObservation,
+    ObservationCheck,
+    Score,
+)
 from scorecards.periods import PeriodError, parse_period
 from scorecards.services.health import suspects
 
@@ -285,3 +293,37 @@ def sources_needing_attention() -> list[SourceAttention]:
 def unmatched_deal_count() -> int:
     """Deals kept without a partner because their reference matched none (deleted ones aside)."""
     return Deal.objects.filter(partner__isnull=True, deleted_at__isnull=True).count()
+
+
+# --- One partner at a glance ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerDataSummary:
+    """What the partner's page shows of its data: requests to decide, values to review, the last value recorded."""
+
+    open_corrections: int
+    open_appeals: int
+    suspects_to_review: int
+    last_recorded_at: datetime.datetime | None
+
+
+def partner_data_summary(partner: Partner) -> PartnerDataSummary:
+    """``partner``'s open correction requests and appeals, its suspect values not yet reviewed, and when its
+    latest value was recorded; three queries."""
+    requests = (
+        CorrectionRequest.objects.open()
+        .filter(partner=partner)
+        .aggregate(
+            corrections=Count("pk", filter=Q(kind=CorrectionKind.CORRECTION)),
+            appeals=Count("pk", filter=Q(kind=CorrectionKind.APPEAL)),
+        )
+    )
+    to_review = suspects(partner_ids=[partner.pk], review=CheckReview.UNREVIEWED).order_by().values("pk").count()
+    last = MetricObservation.objects.filter(partner=partner).aggregate(last=Max("recorded_at"))["last"]
+    return PartnerDataSummary(
+        open_corrections=requests["corrections"],
+        open_appeals=requests["appeals"],
+        suspects_to_review=to_review,
+        last_recorded_at=last,
+    )

@@ -22,6 +22,7 @@ from partnerhub.partners.selectors import partner_regions
 from partnerhub.tenancy.decorators import member_required
 from partnerhub.tenancy.roles import Capability
 from reviews.selectors import partner_reviews_overview
+from scorecards.health_selectors import partner_data_summary
 
 PAGE_SIZE = 50
 
@@ -119,6 +120,7 @@ def partner_detail(request, pk: int):
         "nav": "partners",
         "partner": partner,
         "reviews": partner_reviews_overview(partner=partner),
+        "data": partner_data_summary(partner),
         "follow_up": follow_up,
         "soonest": decorate(follow_up.soonest, today=today, internal=True),
         "changes": partner_change_history(partner),

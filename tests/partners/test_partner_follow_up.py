@@ -16,8 +16,10 @@ from partnerhub.tenancy.context import tenant_scope
 from reviews.models import Review, ReviewState
 from reviews.services.cadences import cadence_rule_create
 from reviews.services.workspace import commitment_add, decision_record
-from scorecards.models import Metric
+from scorecards.models import Metric, Score
+from scorecards.services.corrections import appeal_request, correction_request
 from tests.actions.conftest import backdate, days, new_action
+from tests.factories import PartnerFactory
 from tests.reviews.conftest import force_state, generate, review_of
 
 
@@ -120,3 +122,34 @@ def test_the_page_reads_a_fixed_number_of_queries_however_many_reviews_and_actio
     RemediationPlan.objects.filter(partner=a.partners[0]).delete()
     plan_open(partner=a.partners[0], by=a.users["admin"], trigger_period="FY2026-Q3")
     assert queries() <= few + 1  # the open plan is one more query when there is one
+
+
+# --- Data and corrections ----------------------------------------------------------------------------------
+
+
+def test_the_page_counts_the_partners_open_requests_and_links_them_for_those_who_decide(a):
+    observation = next(o for o in a.extra["scorecards"].observations if o.partner_id == a.partners[0].pk)
+    correction_request(
+        observation=observation, proposed_value="99", reason="The CRM missed two deals", by=a.users["partner_admin"]
+    )
+    appeal_request(
+        score=Score.objects.current().filter(partner=a.partners[0]).first(),
+        reason="The quarter had a one-off",
+        by=a.users["partner_admin"],
+    )
+    other = next(o for o in a.extra["scorecards"].observations if o.partner_id == a.partners[1].pk)
+    correction_request(
+        observation=other, proposed_value="5", reason="Another partner's", by=a.users["other_partner_admin"]
+    )
+
+    body = page(a, a.partners[0])
+
+    assert "1 correction, 1 appeal" in body
+    assert f"{reverse('correction_queue')}?partner={a.partners[0].pk}" in body
+    assert "Latest value" in body and "recorded" in body
+
+
+def test_a_partner_with_no_data_yet_says_so(a):
+    fresh = PartnerFactory(tenant=a.tenant, name="Newcomer Ltd")
+    body = page(a, fresh)
+    assert "None waiting" in body and "None to review" in body and "No values yet" in body
