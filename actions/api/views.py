@@ -31,6 +31,7 @@ from actions.models import (
 from actions.selectors import PARTNER_VISIBLE_PLAN_STATUSES
 from actions.services import escalation, followup, items, plans
 from partnerhub.partners.models import Partner
+from partnerhub.tenancy.api.lookups import row_or_invalid
 from partnerhub.tenancy.api.permissions import PeopleWrite as BasePeopleWrite
 from partnerhub.tenancy.api.viewsets import TenantViewSet
 from partnerhub.tenancy.models import Membership
@@ -52,15 +53,6 @@ def _person(pk, field: str):
     if membership is None:
         raise ValidationError({field: "Choose a person of this workspace."})
     return membership.user
-
-
-def _row(model, pk, field: str, missing: str):
-    if pk is None:
-        return None
-    found = model.objects.filter(pk=pk).first()
-    if found is None:
-        raise ValidationError({field: missing})
-    return found
 
 
 def _metric(key: str, field: str):
@@ -178,9 +170,13 @@ class ActionItemViewSet(
         if "owner" in data:
             data["owner"] = _person(data["owner"], "owner")
         if "review" in data:
-            data["review"] = _row(Review, data["review"], "review", "Link a review of this partner.")
+            data["review"] = row_or_invalid(
+                Review, data["review"], field="review", missing="Link a review of this partner."
+            )
         if "plan" in data:
-            data["plan"] = _row(RemediationPlan, data["plan"], "plan", "Link a remediation plan of this partner.")
+            data["plan"] = row_or_invalid(
+                RemediationPlan, data["plan"], field="plan", missing="Link a remediation plan of this partner."
+            )
         if "targets" in data:
             data["targets"] = [
                 (_metric(target["metric"], "targets"), target.get("target_value")) for target in data["targets"]
@@ -195,7 +191,9 @@ class ActionItemViewSet(
         missing = {name: ["This field is required."] for name in ("partner", "title", "due_on") if name not in data}
         if missing:
             return Response(missing, status=status.HTTP_400_BAD_REQUEST)
-        data["partner"] = _row(Partner, data["partner"], "partner", "Choose a partner of this workspace.")
+        data["partner"] = row_or_invalid(
+            Partner, data["partner"], field="partner", missing="Choose a partner of this workspace."
+        )
         created = items.action_create(by=request.user, **self._links(data))
         return self._answer(created.pk, status.HTTP_201_CREATED)
 

@@ -10,7 +10,6 @@ the people who run reviews write the workspace, the partner's own people submit 
 from __future__ import annotations
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
@@ -20,6 +19,7 @@ from rest_framework.response import Response
 
 from actions.models import ActionItem
 from partnerhub.partners.models import PartnerType
+from partnerhub.tenancy.api.lookups import row_or_invalid
 from partnerhub.tenancy.api.permissions import PeopleWrite as BasePeopleWrite
 from partnerhub.tenancy.api.viewsets import TenantViewSet
 from partnerhub.tenancy.models import ApiKey, Membership
@@ -47,16 +47,6 @@ class PeopleWrite(BasePeopleWrite):
 def _is_partner_user(request) -> bool:
     membership = getattr(request, "membership", None)
     return not isinstance(request.auth, ApiKey) and membership is not None and membership.is_partner_user
-
-
-def _row(model, pk, *, field: str, missing: str):
-    """A row of the active tenant by id, or a 400 on ``field`` (the scoped manager hides other tenants')."""
-    if pk is None:
-        return None
-    found = model.objects.filter(pk=pk).first()
-    if found is None:
-        raise ValidationError({field: missing})
-    return found
 
 
 # --- Cadence rules -------------------------------------------------------------------------------------------
@@ -104,7 +94,7 @@ class CadenceRuleViewSet(
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         if "partner_type" in fields:
-            fields["partner_type"] = _row(
+            fields["partner_type"] = row_or_invalid(
                 PartnerType,
                 fields["partner_type"],
                 field="partner_type",
@@ -347,7 +337,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     def commitments(self, request, pk=None):
         review = self.get_object()
         data = self._input(s.CommitmentInputSerializer)
-        action_item = _row(
+        action_item = row_or_invalid(
             ActionItem, data.get("action_item"), field="action_item", missing="Choose an action item of this partner."
         )
         commitment = workspace.commitment_add(
