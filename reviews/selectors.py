@@ -133,7 +133,10 @@ def partner_reviews(*, viewer: User) -> list[Review]:
         return []
     reviews = (
         Review.objects.filter(partner_id=membership.partner_id)
-        .filter(Q(state=ReviewState.SHARED) | Q(state__in=VOICE_STATES, superseded_by__isnull=True))
+        .filter(
+            Q(state=ReviewState.SHARED)
+            | Q(state__in=VOICE_STATES, superseded_by__isnull=True, cycle__status=CycleStatus.OPEN)
+        )
         .select_related("cycle")
         .order_by("-due_on", "-cycle_id", "-revision")
     )
@@ -205,7 +208,7 @@ def review_workspace(*, review_id: Any, viewer: User) -> ReviewWorkspace:
     membership = Membership.objects.filter(user=viewer).first() if isinstance(viewer, User) else None
     review = None
     if str(review_id).isdigit() and int(str(review_id)) <= MAX_ID:  # a link's id, never a database error
-        review = Review.objects.select_related("partner").filter(pk=int(str(review_id))).first()
+        review = Review.objects.select_related("partner", "cycle").filter(pk=int(str(review_id))).first()
     if membership is None or review is None:
         raise Http404(NOT_FOUND)
     voice = PartnerVoice.objects.filter(review=review).first()
@@ -213,7 +216,8 @@ def review_workspace(*, review_id: Any, viewer: User) -> ReviewWorkspace:
         if membership.partner_id != review.partner_id:
             raise Http404(NOT_FOUND)
         current = not Review.objects.filter(amends=review).exists()
-        if review.state in VOICE_STATES and current:
+        # A review still to be held takes the partner's input; once its cycle closes it will not be held.
+        if review.state in VOICE_STATES and current and review.cycle.status == CycleStatus.OPEN:
             return ReviewWorkspace(header=_header(review), audience="partner", voice=voice, can_submit_voice=True)
         if review.state != ReviewState.SHARED:
             raise Http404(NOT_FOUND)

@@ -25,11 +25,13 @@ from reviews.models import (
     CollaborationPrompt,
     CollaborationRating,
     CommitmentParty,
+    CycleStatus,
     DevelopmentCommitment,
     MeetingNote,
     NoteVisibility,
     PartnerVoice,
     Review,
+    ReviewCycle,
     ReviewDecision,
     ReviewState,
 )
@@ -258,6 +260,13 @@ def partner_voice_submit(
     review = lock_review(review)
     if review.state not in VOICE_OPEN_STATES:
         raise ValidationError(VOICE_CLOSED, code="voice_closed")
+    cycle = ReviewCycle.objects.get(pk=review.cycle_id)
+    if cycle.status == CycleStatus.CLOSED:
+        raise ValidationError(
+            f"“{cycle.name}” has closed and this review will not be held, so its input is closed; "
+            "tell your partner manager anything new.",
+            code="voice_closed",
+        )
     given = {
         "wins": wins,
         "lessons_learned": lessons_learned,

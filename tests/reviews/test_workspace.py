@@ -12,6 +12,8 @@ from actions.models import ActionItem
 from partnerhub.tenancy.context import tenant_scope
 from partnerhub.tenancy.models import AuditEvent
 from reviews.models import CollaborationPrompt, CollaborationRating, PartnerVoice, ReviewState
+from reviews.selectors import partner_reviews, review_workspace
+from reviews.services.cycles import cycle_close, cycle_reopen
 from reviews.services.prompts import prompt_deactivate
 from reviews.services.workspace import (
     VOICE_CLOSED,
@@ -289,3 +291,21 @@ def test_another_workspaces_partner_people_are_told_the_review_does_not_exist(a,
 def test_internal_people_do_not_submit_the_partners_voice(a, review, manager):
     with pytest.raises(PermissionDenied):
         partner_voice_submit(review=review, wins="On their behalf", by=manager)
+
+
+def test_a_review_left_unheld_when_its_cycle_closed_takes_no_more_input_and_leaves_the_portal(a, review):
+    cycle_close(cycle=review.cycle, by=a.users["admin"], confirm_unfinished=True)
+
+    with pytest.raises(ValidationError) as refused:
+        partner_voice_submit(review=review, wins="Two logos", by=a.users["partner_admin"])
+
+    assert refused.value.code == "voice_closed"
+    assert "has closed and this review will not be held" in refused.value.messages[0]
+    assert not PartnerVoice.objects.exists()
+    assert review not in partner_reviews(viewer=a.users["partner_admin"])
+    with pytest.raises(Http404):
+        review_workspace(review_id=review.pk, viewer=a.users["partner_admin"])
+
+    cycle_reopen(cycle=review.cycle, by=a.users["admin"])
+    assert review in partner_reviews(viewer=a.users["partner_admin"])
+    partner_voice_submit(review=review, wins="Two logos", by=a.users["partner_admin"])
