@@ -70,6 +70,7 @@ from partnerhub.tenancy.selectors import memberships_of
 from reviews.models import (
     CadenceRule,
     CollaborationRating,
+    CycleStatus,
     DevelopmentCommitment,
     MeetingNote,
     NoteVisibility,
@@ -81,6 +82,7 @@ from reviews.models import (
     ReviewState,
     ReviewTrack,
 )
+from reviews.selectors import cycle_memo
 from scorecards.models import (
     CheckReview,
     CorrectionKind,
@@ -491,6 +493,11 @@ def assert_reviews_and_follow_up_are_in_place():
         assert CadenceRule.objects.values("kind").distinct().count() == len(ReviewKind.values)
         cycle = ReviewCycle.objects.get(kind=ReviewKind.QBR, period=quarters(tenant)[-1])
         assert ReviewCycle.objects.filter(kind=ReviewKind.CHECK_IN).exists()
+        # A closed cycle: two check-ins held and finalized, the rest counted as not held.
+        [closed] = ReviewCycle.objects.filter(status=CycleStatus.CLOSED)
+        assert closed.kind == ReviewKind.CHECK_IN and closed.closed_at is not None
+        assert closed.reviews.filter(state=ReviewState.FINALIZED).count() == 2
+        assert cycle_memo(cycle=closed).not_held == closed.reviews.exclude(state=ReviewState.FINALIZED).count()
         reviews = Review.objects.filter(cycle=cycle).select_related("amends")
         current = reviews.current()
         assert set(current.values_list("state", flat=True)) == set(ReviewState.values)

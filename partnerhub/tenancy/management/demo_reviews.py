@@ -44,7 +44,7 @@ from reviews.models import (
     ReviewTrack,
 )
 from reviews.services.cadences import cadence_rule_create
-from reviews.services.cycles import cycle_generate
+from reviews.services.cycles import cycle_close, cycle_generate
 from reviews.services.lifecycle import review_amend, review_transition
 from reviews.services.workspace import (
     commitment_add,
@@ -85,6 +85,7 @@ def seed_reviews(*, tenant: Tenant, admin: User, periods: list[str], full: bool)
         cycle = _cycles(tenant, admin, period, created)
         if full:
             held = _reviews(cycle, admin, created)
+            _closed_check_ins(tenant, admin, period, created)
             _actions(cycle, held, admin, created)
             _plans(admin, periods, created)
         else:
@@ -130,6 +131,29 @@ def _cycles(tenant: Tenant, admin: User, period: str, created: Counter) -> Revie
     created["review cycle"] += 2
     created["review"] += Review.objects.count()
     return cycle
+
+
+def _closed_check_ins(tenant: Tenant, admin: User, period: str, created: Counter) -> None:
+    """The check-ins of the quarter's second month: two held and finalized, the cycle closed with the rest not held."""
+    quarter = parse_period(period, start_month=tenant.fiscal_year_start_month)
+    month = period_containing(quarter.end, kind=MONTH, start_month=tenant.fiscal_year_start_month).previous()
+    before = Review.objects.count()
+    opens_on = month.end + datetime.timedelta(days=1)
+    cycle = cycle_generate(
+        kind=ReviewKind.CHECK_IN,
+        period=month.key,
+        opens_on=opens_on,
+        due_on=opens_on + datetime.timedelta(days=14),
+        capacity_per_manager=CAPACITY_PER_MANAGER,
+        by=admin,
+    )
+    held = Review.objects.filter(cycle=cycle, track=ReviewTrack.DETAILED, manager__isnull=False).order_by("priority")
+    for number, review in enumerate(held.select_related("manager")[:2]):
+        _hold_meeting(review, number=number)
+        review_transition(review=review, to=ReviewState.FINALIZED, by=review.manager)
+    cycle_close(cycle=cycle, by=admin, confirm_unfinished=True)
+    created["review cycle"] += 1
+    created["review"] += Review.objects.count() - before
 
 
 def _alpine_voice(cycle: ReviewCycle, *, role: str) -> Review:
