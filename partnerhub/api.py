@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from actions.api.views import ActionItemViewSet, RemediationPlanViewSet
 from partnerhub.integrations.api.views import DataSourceViewSet, DealViewSet, SyncRunViewSet
 from partnerhub.partners.api.views import PartnerViewSet
+from reviews.api.prompts import CollaborationPromptViewSet
 from reviews.api.views import CadenceRuleViewSet, ReviewCycleViewSet, ReviewViewSet
 from scorecards.api.corrections import CorrectionRequestViewSet
 from scorecards.api.scores import ScoreViewSet, SegmentBenchmarkViewSet
@@ -30,6 +31,7 @@ router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("corrections", CorrectionRequestViewSet, basename="correction")
 router.register("cadence-rules", CadenceRuleViewSet, basename="cadence-rule")
+router.register("collaboration-prompts", CollaborationPromptViewSet, basename="collaboration-prompt")
 router.register("review-cycles", ReviewCycleViewSet, basename="review-cycle")
 router.register("reviews", ReviewViewSet, basename="review")
 router.register("action-items", ActionItemViewSet, basename="action-item")

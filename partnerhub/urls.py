@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("partnerhub.partners.urls")),
     path("", include("scorecards.urls")),
     path("", include("partnerhub.integrations.urls")),
+    path("", include("reviews.settings_urls")),
     path("", include("reviews.urls")),
     path("", include("actions.urls")),
     path("admin/", admin.site.urls),

@@ -164,6 +164,7 @@ def page_urls(world):
         (reverse("portal_reviews"), set(PARTNER)),
         (reverse("portal_review", args=[a_review.pk]), set(PARTNER)),
         (reverse("portal_review", args=[a_other_review.pk]), set()),
+        *settings_pages(world),
         # Actions and remediation
         *action_pages(world),
     ], [
@@ -182,6 +183,7 @@ def page_urls(world):
         reverse("review_cycle_memo_csv", args=[b_cycle.pk]),
         reverse("review_detail", args=[b_review.pk]),
         reverse("portal_review", args=[b_review.pk]),
+        *foreign_settings_pages(world),
         *foreign_action_pages(world),
     ]
 
@@ -234,6 +236,80 @@ def foreign_action_pages(world):
         reverse("action_edit", args=[action.pk]),
         reverse("portal_action_edit", args=[action.pk]),
     ]
+
+
+def _settings_rows(tenant_world):
+    """A cadence rule and a collaboration prompt of the tenant, for the review settings pages."""
+    from reviews.models import CadenceRule, CollaborationPrompt
+    from reviews.services.cadences import cadence_rule_create
+
+    with tenant_scope(tenant_world.tenant):
+        rule = CadenceRule.objects.order_by("pk").first() or cadence_rule_create(
+            kind="qbr", by=tenant_world.users["admin"]
+        )
+        return rule, CollaborationPrompt.objects.get(key="communication")
+
+
+def settings_pages(world):
+    rule, prompt = _settings_rows(world.a)
+    return [
+        (reverse("review_settings"), set(INTERNAL)),
+        (reverse("review_settings_rule_edit", args=[rule.pk]), {"admin"}),
+        (reverse("review_settings_rule_delete", args=[rule.pk]), {"admin"}),
+        (reverse("review_settings_prompt_edit", args=[prompt.pk]), {"admin"}),
+    ]
+
+
+def foreign_settings_pages(world):
+    rule, prompt = _settings_rows(world.b)
+    return [
+        reverse("review_settings_rule_edit", args=[rule.pk]),
+        reverse("review_settings_rule_delete", args=[rule.pk]),
+        reverse("review_settings_prompt_edit", args=[prompt.pk]),
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_review_settings_change_answers_by_role_and_never_touches_another_tenant(world, role):
+    from reviews.models import CadenceRule, CollaborationPrompt
+
+    rule, prompt = _settings_rows(world.a)
+    b_rule, b_prompt = _settings_rows(world.b)
+    commands = [
+        (reverse("review_settings_rule_add"), {"rule-kind": "deep_dive", "rule-lifecycle_stage": "mature"}),
+        (reverse("review_settings_rule_edit", args=[rule.pk]), {"kind": "check_in"}),
+        (reverse("review_settings_rule_active", args=[rule.pk]), {"active": "0"}),
+        (reverse("review_settings_rule_delete", args=[rule.pk]), {}),
+        (reverse("review_settings_prompt_add"), {"prompt-label": "Isolation prompt"}),
+        (reverse("review_settings_prompt_edit", args=[prompt.pk]), {"label": "Talking"}),
+        (reverse("review_settings_prompt_active", args=[prompt.pk]), {"active": "0"}),
+    ]
+    foreign_commands = [
+        (reverse("review_settings_rule_edit", args=[b_rule.pk]), {"kind": "check_in"}),
+        (reverse("review_settings_rule_active", args=[b_rule.pk]), {"active": "0"}),
+        (reverse("review_settings_rule_delete", args=[b_rule.pk]), {}),
+        (reverse("review_settings_prompt_edit", args=[b_prompt.pk]), {"label": "Taken over"}),
+        (reverse("review_settings_prompt_active", args=[b_prompt.pk]), {"active": "0"}),
+    ]
+    client = session_client(world.a, role)
+    for url, body in foreign_commands:  # looked up before the role is checked: never "exists elsewhere"
+        assert client.post(url, body).status_code == 404, (role, url)
+        assert Client().post(url, body).status_code == 302, url  # anonymous: to sign in
+    for url, body in commands:
+        response = client.post(url, body)
+        if role == "admin":
+            assert response.status_code == 302 and "/reviews/settings/" in response["Location"], (role, url)
+        else:
+            assert response.status_code == (404 if role in PARTNER else 403), (role, url, response.status_code)
+    with tenant_scope(world.b.tenant):
+        b_rule.refresh_from_db()
+        b_prompt.refresh_from_db()
+        assert (b_rule.kind, b_rule.active, b_prompt.label, b_prompt.active) == ("qbr", True, "Communication", True)
+        assert not CollaborationPrompt.objects.filter(label="Isolation prompt").exists()
+    with tenant_scope(world.a.tenant):
+        changed = role == "admin"
+        assert CadenceRule.objects.filter(pk=rule.pk).exists() is not changed
+        assert CollaborationPrompt.objects.filter(label="Isolation prompt").exists() is changed
 
 
 @pytest.mark.parametrize("role", ROLES)
