@@ -92,15 +92,15 @@ def executives():
     ).order_by("full_name", "email")
 
 
-class ActionCreateForm(ServiceErrorsMixin, forms.Form):
-    """A new action for a partner: what, who, when, why, and the metrics it means to move."""
+class ActionFieldsForm(ServiceErrorsMixin, forms.Form):
+    """The fields of an action a person fills in, shared by creating and editing one."""
 
-    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), label="Partner")
     title = forms.CharField(label="Title", required=False, max_length=MAX_TEXT)
     owner = PersonChoiceField(
         queryset=User.objects.none(),
         required=False,
         label="Owner",
+        empty_label="Nobody yet",
         help_text="One of the program's people or a user of the partner.",
     )
     due_on = forms.DateField(label="Due on", widget=_date_input())
@@ -116,16 +116,12 @@ class ActionCreateForm(ServiceErrorsMixin, forms.Form):
     resources = _text("Resources", help_text="People, budget and material it needs.")
     contingency = _text("Contingency", help_text="What happens if it slips.")
 
-    def __init__(self, *args, partner: Partner | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.chosen_partner = partner
-        self.fields["partner"].queryset = Partner.objects.order_by("name")
-        self.fields["owner"].queryset = eligible_users(partner)
-        self.fields["plan"].queryset = (
-            RemediationPlan.objects.open().filter(partner=partner) if partner else RemediationPlan.objects.none()
-        )
-        metrics = Metric.objects.filter(is_active=True).order_by("name")
-        for row in range(1, TARGET_ROWS + 1):
+    target_row_count = 0
+
+    def add_target_rows(self, metrics, count: int) -> None:
+        """``count`` rows of a metric and the value it aims for."""
+        self.target_row_count = count
+        for row in range(1, count + 1):
             self.fields[f"target_metric_{row}"] = forms.ModelChoiceField(
                 queryset=metrics, required=False, label=f"Target metric {row}", empty_label="No metric"
             )
@@ -134,11 +130,30 @@ class ActionCreateForm(ServiceErrorsMixin, forms.Form):
             )
 
     def target_rows(self):
-        return [(self[f"target_metric_{row}"], self[f"target_value_{row}"]) for row in range(1, TARGET_ROWS + 1)]
+        return [
+            (self[f"target_metric_{row}"], self[f"target_value_{row}"]) for row in range(1, self.target_row_count + 1)
+        ]
+
+
+class ActionCreateForm(ActionFieldsForm):
+    """A new action for a partner: what, who, when, why, and the metrics it means to move."""
+
+    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), label="Partner")
+    field_order = ["partner"]
+
+    def __init__(self, *args, partner: Partner | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chosen_partner = partner
+        self.fields["partner"].queryset = Partner.objects.order_by("name")
+        self.fields["owner"].queryset = eligible_users(partner)
+        self.fields["plan"].queryset = (
+            RemediationPlan.objects.open().filter(partner=partner) if partner else RemediationPlan.objects.none()
+        )
+        self.add_target_rows(Metric.objects.filter(is_active=True).order_by("name"), TARGET_ROWS)
 
     def targets(self) -> list[tuple[Metric, str]]:
         pairs = []
-        for row in range(1, TARGET_ROWS + 1):
+        for row in range(1, self.target_row_count + 1):
             metric = self.cleaned_data.get(f"target_metric_{row}")
             value = self.cleaned_data.get(f"target_value_{row}", "")
             if metric is not None:
@@ -247,33 +262,13 @@ def _decimal_text(value: Any) -> str | None:
         return text
 
 
-class ActionEditForm(ServiceErrorsMixin, forms.Form):
+class ActionEditForm(ActionFieldsForm):
     """An unfinished action's fields, prefilled; ``changes()`` gives ``action_update`` only what was changed.
 
     The partner stays as it is. The program's people change every field; a partner's own users
     (``partner_user=True``) get only the working notes, as the service allows.
     """
 
-    title = forms.CharField(label="Title", required=False, max_length=MAX_TEXT)
-    owner = PersonChoiceField(
-        queryset=User.objects.none(),
-        required=False,
-        label="Owner",
-        empty_label="Nobody yet",
-        help_text="One of the program's people or a user of the partner.",
-    )
-    due_on = forms.DateField(label="Due on", widget=_date_input())
-    priority = forms.ChoiceField(choices=Priority.choices, label="Priority")
-    kind = forms.ChoiceField(choices=ActionKind.choices, label="Kind")
-    root_cause = forms.ChoiceField(choices=RootCause.choices, label="Root cause")
-    plan = forms.ModelChoiceField(
-        queryset=RemediationPlan.objects.none(), required=False, label="Remediation plan", empty_label="None"
-    )
-    description = _text("Description")
-    impact_estimate = _text("Impact estimate", help_text="What changes if it is done, and by how much.")
-    success_criteria = _text("Success criteria")
-    resources = _text("Resources", help_text="People, budget and material it needs.")
-    contingency = _text("Contingency", help_text="What happens if it slips.")
     # The action's last change as this form showed it, so a save never quietly undoes a later change.
     seen = forms.CharField(widget=forms.HiddenInput, required=False)
 
@@ -287,7 +282,6 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
             for name in list(self.fields):
                 if name not in PARTNER_EDIT_FIELDS and name != "seen":
                     del self.fields[name]
-            self.target_row_count = 0
             return
         partner = action.partner
         # The current owner and plan stay choosable even when no longer eligible or open: keeping
@@ -301,14 +295,7 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
         ).order_by("-opened_at", "-pk")
         metrics = Metric.objects.filter(Q(is_active=True) | Q(pk__in=[m.pk for m, _ in self.stored_targets]))
         # Room for every stored target, even when more were set through the API than the page shows by default.
-        self.target_row_count = max(TARGET_ROWS, len(self.stored_targets))
-        for row in range(1, self.target_row_count + 1):
-            self.fields[f"target_metric_{row}"] = forms.ModelChoiceField(
-                queryset=metrics.order_by("name"), required=False, label=f"Target metric {row}", empty_label="No metric"
-            )
-            self.fields[f"target_value_{row}"] = forms.CharField(
-                required=False, max_length=40, label=f"Target value {row}"
-            )
+        self.add_target_rows(metrics.order_by("name"), max(TARGET_ROWS, len(self.stored_targets)))
 
     def _initial(self) -> dict[str, Any]:
         action = self.action
@@ -377,11 +364,6 @@ class ActionEditForm(ServiceErrorsMixin, forms.Form):
         except ValueError:
             return None
         return seen if isinstance(seen, dict) and all(isinstance(v, str) for v in seen.values()) else None
-
-    def target_rows(self):
-        return [
-            (self[f"target_metric_{row}"], self[f"target_value_{row}"]) for row in range(1, self.target_row_count + 1)
-        ]
 
     def _targets(self) -> list[tuple[Metric, str]]:
         pairs, self._pair_rows = [], []
