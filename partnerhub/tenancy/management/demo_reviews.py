@@ -55,7 +55,7 @@ from reviews.services.workspace import (
     summary_set,
 )
 from scorecards.models import Metric, MetricObservation
-from scorecards.periods import MONTH, parse_period, period_containing
+from scorecards.periods import MONTH, Period, parse_period, period_containing
 from scorecards.services.health import counted_observations
 
 # Detailed reviews each manager runs; with three managers and ~80 partners most are monitored.
@@ -119,8 +119,16 @@ def _cycles(tenant: Tenant, admin: User, period: str, created: Counter) -> Revie
         capacity_per_manager=CAPACITY_PER_MANAGER,
         by=admin,
     )
-    month = period_containing(quarter.end, kind=MONTH, start_month=tenant.fiscal_year_start_month)
-    cycle_generate(
+    _check_ins(period_containing(quarter.end, kind=MONTH, start_month=tenant.fiscal_year_start_month), admin)
+    created["review cycle"] += 2
+    created["review"] += Review.objects.count()
+    return cycle
+
+
+def _check_ins(month: Period, admin: User) -> ReviewCycle:
+    """The month's check-ins, opening the day after it ends and due two weeks later."""
+    opens_on = month.end + datetime.timedelta(days=1)
+    return cycle_generate(
         kind=ReviewKind.CHECK_IN,
         period=month.key,
         opens_on=opens_on,
@@ -128,9 +136,6 @@ def _cycles(tenant: Tenant, admin: User, period: str, created: Counter) -> Revie
         capacity_per_manager=CAPACITY_PER_MANAGER,
         by=admin,
     )
-    created["review cycle"] += 2
-    created["review"] += Review.objects.count()
-    return cycle
 
 
 def _closed_check_ins(tenant: Tenant, admin: User, period: str, created: Counter) -> None:
@@ -138,15 +143,7 @@ def _closed_check_ins(tenant: Tenant, admin: User, period: str, created: Counter
     quarter = parse_period(period, start_month=tenant.fiscal_year_start_month)
     month = period_containing(quarter.end, kind=MONTH, start_month=tenant.fiscal_year_start_month).previous()
     before = Review.objects.count()
-    opens_on = month.end + datetime.timedelta(days=1)
-    cycle = cycle_generate(
-        kind=ReviewKind.CHECK_IN,
-        period=month.key,
-        opens_on=opens_on,
-        due_on=opens_on + datetime.timedelta(days=14),
-        capacity_per_manager=CAPACITY_PER_MANAGER,
-        by=admin,
-    )
+    cycle = _check_ins(month, admin)
     held = Review.objects.filter(cycle=cycle, track=ReviewTrack.DETAILED, manager__isnull=False).order_by("priority")
     for number, review in enumerate(held.select_related("manager")[:2]):
         _hold_meeting(review, number=number)
