@@ -113,8 +113,9 @@ class ActionItem(TenantOwnedModel):
     escalation_reason = models.TextField(blank=True)
 
     objects = TenantScopedManager.from_queryset(ActionItemQuerySet)()
-    # Declared after ``objects`` so the scoped manager stays the default; only tests proving
-    # row-level security alone read through it.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ActionItemQuerySet)()
     partner_path = "partner"
 
@@ -267,8 +268,9 @@ class RemediationPlan(TenantOwnedModel):
     )
 
     objects = TenantScopedManager.from_queryset(RemediationPlanQuerySet)()
-    # Declared after ``objects`` so the scoped manager stays the default; only tests proving
-    # row-level security alone read through it.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(RemediationPlanQuerySet)()
     partner_path = "partner"
 

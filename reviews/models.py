@@ -173,8 +173,9 @@ class Review(TenantOwnedModel):
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantScopedManager.from_queryset(ReviewQuerySet)()
-    # Declared after ``objects`` so the scoped manager stays the default; only tests proving
-    # row-level security alone read through it.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ReviewQuerySet)()
     partner_path = "partner"
 

@@ -283,9 +283,9 @@ class MetricObservation(TenantOwnedModel):
     )
 
     objects = TenantScopedManager.from_queryset(ObservationQuerySet)()
-    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
-    # No product code reads through it: only tests proving row-level security alone hides
-    # other tenants' rows.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ObservationQuerySet)()
     partner_path = "partner"
 
@@ -351,9 +351,9 @@ class Score(TenantOwnedModel):
     computed_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantScopedManager.from_queryset(ScoreQuerySet)()
-    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
-    # No product code reads through it: only tests proving row-level security alone hides
-    # other tenants' rows.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(ScoreQuerySet)()
     partner_path = "partner"
 
@@ -555,9 +555,9 @@ class CorrectionRequest(TenantOwnedModel):
     )
 
     objects = TenantScopedManager.from_queryset(CorrectionRequestQuerySet)()
-    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
-    # No product code reads through it: only tests proving row-level security alone hides
-    # other tenants' rows.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(CorrectionRequestQuerySet)()
     partner_path = "partner"
 

@@ -70,9 +70,9 @@ class Upload(TenantOwnedModel):
     committed_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager.from_queryset(UploadQuerySet)()
-    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
-    # No product code reads through it: only tests proving row-level security alone hides
-    # other tenants' rows.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(UploadQuerySet)()
     partner_path = None  # internal data: partner users never see uploads
 

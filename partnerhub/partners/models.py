@@ -115,9 +115,9 @@ class Partner(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedManager.from_queryset(PartnerQuerySet)()
-    # Unscoped escape hatch, declared after ``objects`` so the scoped manager stays the default.
-    # No product code reads through it: only tests proving row-level security alone hides
-    # other tenants' rows.
+    # Spans tenants: the unscoped escape hatch, declared after ``objects`` so the scoped manager
+    # stays the default. No product code reads through it; tests/tenancy/test_rls.py reads every
+    # tenant-owned model through it to prove row-level security alone hides other tenants' rows.
     all_tenants = UnscopedManager.from_queryset(PartnerQuerySet)()
     partner_path = "pk"
 

@@ -118,8 +118,9 @@ class TenantOwnedModel(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", editable=False)
 
     objects = TenantScopedManager()
-    # The loudly named escape hatch every tenant-owned model inherits (see managers.py); product
-    # code reads across tenants only through Membership.all_tenants, for listing a person's workspaces.
+    # Spans tenants: the loudly named escape hatch every tenant-owned model inherits (see managers.py).
+    # Product code reads across tenants only through Membership.all_tenants, to list a person's
+    # workspaces; tests/tenancy/test_rls.py reads through it to prove row-level security alone.
     all_tenants = UnscopedManager()
 
     # Path from this model to the partner it belongs to, for partner users' restriction.

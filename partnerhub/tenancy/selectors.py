@@ -22,6 +22,7 @@ def memberships_of(user: User):
     # Not select_related("partner"): this runs before any tenant is bound, when row-level security
     # hides every partner row, so the join would come back empty and cache ``partner = None`` on a
     # partner user's membership. Loaded on first use instead, once the request's tenant is bound.
+    # Spans tenants: a person's workspaces are listed before a tenant is chosen.
     return (
         Membership.all_tenants.filter(user=user, tenant__is_active=True)
         .select_related("tenant")
