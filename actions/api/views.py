@@ -160,11 +160,6 @@ class ActionItemViewSet(
         context = {**self.get_serializer_context(), "history": history}
         return Response(s.ActionItemDetailSerializer(found, context=context).data, status=code)
 
-    def _input(self, serializer_class, **kwargs):
-        serializer = serializer_class(data=self.request.data, **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     def _links(self, data: dict) -> dict:
         """The ids sent, as the rows the services take (rows of this workspace only)."""
         if "owner" in data:
@@ -187,7 +182,7 @@ class ActionItemViewSet(
         return self._answer(self.get_object().pk)
 
     def create(self, request, *args, **kwargs):
-        data = self._input(s.ActionInputSerializer)
+        data = self.validated_input(s.ActionInputSerializer)
         missing = {name: ["This field is required."] for name in ("partner", "title", "due_on") if name not in data}
         if missing:
             return Response(missing, status=status.HTTP_400_BAD_REQUEST)
@@ -199,7 +194,7 @@ class ActionItemViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         found = self.get_object()
-        data = self._input(s.ActionInputSerializer, partial=True)
+        data = self.validated_input(s.ActionInputSerializer, partial=True)
         if "partner" in data:
             return Response(
                 {"partner": ["An action stays with its partner; create one for the other partner."]},
@@ -219,7 +214,7 @@ class ActionItemViewSet(
     @action(detail=True, methods=["post"])
     def transition(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.ActionTransitionSerializer)
+        data = self.validated_input(s.ActionTransitionSerializer)
         followup.action_transition(action=found, to=data["to"], note=data.get("note", ""), by=request.user)
         return self._answer(found.pk)
 
@@ -232,7 +227,7 @@ class ActionItemViewSet(
     @action(detail=True, methods=["post"])
     def comment(self, request, pk=None):
         update = followup.action_comment(
-            action=self.get_object(), body=self._input(s.ActionCommentSerializer)["body"], by=request.user
+            action=self.get_object(), body=self.validated_input(s.ActionCommentSerializer)["body"], by=request.user
         )
         return Response(s.ActionUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
@@ -245,7 +240,7 @@ class ActionItemViewSet(
     )
     @action(detail=True, methods=["post"])
     def progress(self, request, pk=None):
-        data = self._input(s.ActionProgressSerializer)
+        data = self.validated_input(s.ActionProgressSerializer)
         update = followup.action_progress(
             action=self.get_object(), percent=data["percent"], note=data.get("note", ""), by=request.user
         )
@@ -262,7 +257,7 @@ class ActionItemViewSet(
     @action(detail=True, methods=["post"])
     def escalate(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.ActionEscalateSerializer)
+        data = self.validated_input(s.ActionEscalateSerializer)
         escalation.action_escalate(action=found, to=_person(data["to"], "to"), reason=data["reason"], by=request.user)
         return self._answer(found.pk)
 
@@ -302,11 +297,6 @@ class RemediationPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     def _answer(self, pk: int, code=status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data, status=code)
 
-    def _input(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     @extend_schema(
         summary="Activate a suggested plan",
         description="With an accountable leader (one of ours or of the partner), the root cause and its analysis.",
@@ -322,7 +312,7 @@ class RemediationPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.PlanActivateSerializer)
+        data = self.validated_input(s.PlanActivateSerializer)
         plans.plan_activate(
             plan=found,
             leader=_person(data["leader"], "leader"),
@@ -342,7 +332,7 @@ class RemediationPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.PlanCloseSerializer)
+        data = self.validated_input(s.PlanCloseSerializer)
         plans.plan_close(plan=found, status=data["status"], note=data.get("note", ""), by=request.user)
         return self._answer(found.pk)
 
@@ -367,7 +357,7 @@ class RemediationPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     @action(detail=True, methods=["post"])
     def milestones(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.MilestoneInputSerializer)
+        data = self.validated_input(s.MilestoneInputSerializer)
         data["metric"] = _metric(data["metric"], "metric")
         milestone = plans.milestone_add(plan=found, by=request.user, **data)
         return Response(s.MilestoneSerializer(milestone).data, status=status.HTTP_201_CREATED)
@@ -382,7 +372,7 @@ class RemediationPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, T
     @action(detail=True, methods=["post"])
     def checkpoints(self, request, pk=None):
         found = self.get_object()
-        data = self._input(s.CheckpointInputSerializer)
+        data = self.validated_input(s.CheckpointInputSerializer)
         checkpoint = plans.checkpoint_add(
             plan=found, held_on=data["held_on"], outcome=data["outcome"], note=data.get("note", ""), by=request.user
         )

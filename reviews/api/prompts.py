@@ -89,13 +89,8 @@ class CollaborationPromptViewSet(
     def refine_queryset(self, queryset):
         return queryset.order_by("position", "pk")
 
-    def _fields(self, data, *, partial: bool) -> dict:
-        serializer = CollaborationPromptInputSerializer(data=data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     def create(self, request, *args, **kwargs):
-        fields = self._fields(request.data, partial=False)
+        fields = self.validated_input(CollaborationPromptInputSerializer, partial=False)
         if not fields.pop("active", True):
             return Response(
                 {"active": ["A new prompt is asked; deactivate it once it exists."]}, status=status.HTTP_400_BAD_REQUEST
@@ -105,7 +100,7 @@ class CollaborationPromptViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         prompt = self.get_object()
-        fields = self._fields(request.data, partial=True)
+        fields = self.validated_input(CollaborationPromptInputSerializer, partial=True)
         if "key" in fields:
             return Response(
                 {"key": ["The key cannot change: the prompt's ratings are kept under it."]},

@@ -89,10 +89,8 @@ class CadenceRuleViewSet(
     def refine_queryset(self, queryset):
         return queryset.select_related("partner_type").order_by("position", "pk")
 
-    def _fields(self, data: dict, *, partial: bool) -> dict:
-        serializer = s.CadenceRuleInputSerializer(data=data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        fields = dict(serializer.validated_data)
+    def _fields(self, *, partial: bool) -> dict:
+        fields = self.validated_input(s.CadenceRuleInputSerializer, partial=partial)
         if "partner_type" in fields:
             fields["partner_type"] = row_or_invalid(
                 PartnerType,
@@ -103,7 +101,7 @@ class CadenceRuleViewSet(
         return fields
 
     def create(self, request, *args, **kwargs):
-        fields = self._fields(request.data, partial=False)
+        fields = self._fields(partial=False)
         if "kind" not in fields:
             return Response({"kind": ["Choose the kind of review."]}, status=status.HTTP_400_BAD_REQUEST)
         rule = cadences.cadence_rule_create(by=request.user, **fields)
@@ -111,7 +109,7 @@ class CadenceRuleViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         rule = self.get_object()
-        cadences.cadence_rule_update(rule=rule, by=request.user, **self._fields(request.data, partial=True))
+        cadences.cadence_rule_update(rule=rule, by=request.user, **self._fields(partial=True))
         return Response(self.get_serializer(self.get_queryset().get(pk=rule.pk)).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -155,9 +153,7 @@ class ReviewCycleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         )
 
     def create(self, request, *args, **kwargs):
-        serializer = s.CycleGenerateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        cycle = cycles.cycle_generate(by=request.user, **serializer.validated_data)
+        cycle = cycles.cycle_generate(by=request.user, **self.validated_input(s.CycleGenerateSerializer))
         return Response(self.get_serializer(self.get_queryset().get(pk=cycle.pk)).data, status=status.HTTP_201_CREATED)
 
     def _answer(self, cycle: ReviewCycle) -> Response:
@@ -178,10 +174,9 @@ class ReviewCycleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     )
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
-        serializer = s.CycleCloseSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = self.validated_input(s.CycleCloseSerializer)
         cycle = cycles.cycle_close(
-            cycle=self.get_object(), by=request.user, confirm_unfinished=serializer.validated_data["confirm_unfinished"]
+            cycle=self.get_object(), by=request.user, confirm_unfinished=data["confirm_unfinished"]
         )
         return self._answer(cycle)
 
@@ -271,11 +266,6 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     def retrieve(self, request, *args, **kwargs):
         return self._answer(self.get_object())
 
-    def _input(self, serializer_class):
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     @extend_schema(
         summary="Move a review to its next state",
         description="scheduled → preparing (freezes the pre-read) → in_meeting → finalized → shared (emails the "
@@ -288,7 +278,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def transition(self, request, pk=None):
         review = lifecycle.review_transition(
-            review=self.get_object(), to=self._input(s.ReviewTransitionSerializer)["to"], by=request.user
+            review=self.get_object(), to=self.validated_input(s.ReviewTransitionSerializer)["to"], by=request.user
         )
         return self._answer(review)
 
@@ -303,7 +293,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def amend(self, request, pk=None):
         amendment = lifecycle.review_amend(
-            review=self.get_object(), reason=self._input(s.AmendSerializer)["reason"], by=request.user
+            review=self.get_object(), reason=self.validated_input(s.AmendSerializer)["reason"], by=request.user
         )
         return self._answer(amendment, status.HTTP_201_CREATED)
 
@@ -317,7 +307,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def ratings(self, request, pk=None):
         review = self.get_object()
-        data = self._input(s.RatingInputSerializer)
+        data = self.validated_input(s.RatingInputSerializer)
         prompt = CollaborationPrompt.objects.filter(pk=data["prompt"]).first()
         if prompt is None:
             raise Http404("No such prompt.")
@@ -336,7 +326,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def commitments(self, request, pk=None):
         review = self.get_object()
-        data = self._input(s.CommitmentInputSerializer)
+        data = self.validated_input(s.CommitmentInputSerializer)
         action_item = row_or_invalid(
             ActionItem, data.get("action_item"), field="action_item", missing="Choose an action item of this partner."
         )
@@ -362,7 +352,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def notes(self, request, pk=None):
         review = self.get_object()
-        data = self._input(s.NoteInputSerializer)
+        data = self.validated_input(s.NoteInputSerializer)
         note = workspace.note_add(review=review, body=data["body"], visibility=data["visibility"], by=request.user)
         return Response(s.MeetingNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
@@ -377,7 +367,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def decisions(self, request, pk=None):
         review = self.get_object()
-        data = self._input(s.DecisionInputSerializer)
+        data = self.validated_input(s.DecisionInputSerializer)
         decided_by = None
         if data.get("decided_by") is not None:
             member = Membership.objects.filter(user_id=data["decided_by"]).select_related("user").first()
@@ -406,7 +396,7 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def summary(self, request, pk=None):
         review = workspace.summary_set(
-            review=self.get_object(), summary=self._input(s.SummaryInputSerializer)["summary"], by=request.user
+            review=self.get_object(), summary=self.validated_input(s.SummaryInputSerializer)["summary"], by=request.user
         )
         return self._answer(review)
 
@@ -421,6 +411,6 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     @action(detail=True, methods=["post"])
     def voice(self, request, pk=None):
         voice = workspace.partner_voice_submit(
-            review=self.get_object(), by=request.user, **self._input(s.VoiceInputSerializer)
+            review=self.get_object(), by=request.user, **self.validated_input(s.VoiceInputSerializer)
         )
         return Response(s.PartnerVoiceSerializer(voice).data)

@@ -54,6 +54,12 @@ class TenantViewSet(viewsets.GenericViewSet):
     def refine_queryset(self, queryset):
         return queryset
 
+    def validated_input(self, serializer_class, **kwargs) -> dict:
+        """The request body checked by ``serializer_class`` (400 with the problems by field otherwise)."""
+        serializer = serializer_class(data=self.request.data, **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
     @property
     def principal(self):
         """Who acts: the person, or the API key for integrations (for audit events)."""
