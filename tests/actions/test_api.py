@@ -11,33 +11,12 @@ from actions.models import ActionItem, ActionStatus, Checkpoint, Milestone, Plan
 from actions.services.plans import plan_open
 from partnerhub.tenancy.context import tenant_scope
 from tests.actions.conftest import backdate, days, new_action
+from tests.clients import key, patch, post, session, url
 
 INTERNAL = ("admin", "partner_manager", "executive")
 PARTNER = ("partner_admin", "partner_member")
 ACTIONS, PLANS = "/api/v1/action-items/", "/api/v1/remediation-plans/"
 ESCALATION_REASON = "The partner's budget holder went silent"
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
-
-
-def key(tw, which="read_key") -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Api-Key {getattr(tw, which)[1]}")
-
-
-def url(base: str, pk: int, command: str = "") -> str:
-    return f"{base}{pk}/{command + '/' if command else ''}"
-
-
-def post(client: Client, path: str, body: dict):
-    return client.post(path, body, content_type="application/json")
-
-
-def patch(client: Client, path: str, body: dict):
-    return client.patch(path, body, content_type="application/json")
 
 
 def ids(response) -> set[int]:

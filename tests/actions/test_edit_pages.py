@@ -23,9 +23,9 @@ from tests.actions.test_pages import (
     move,
     open_plan,
     reload,
-    session,
     text,
 )
+from tests.clients import session
 
 
 def edit_url(action: ActionItem) -> str:

@@ -7,7 +7,6 @@ from html.parser import HTMLParser
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -30,18 +29,13 @@ from actions.services.plans import plan_activate, plan_open
 from partnerhub.tenancy.context import tenant_scope
 from scorecards.models import Metric
 from tests.actions.conftest import backdate, days, new_action
+from tests.clients import session
 
 INTERNAL = ("admin", "partner_manager", "executive")
 PARTNER = ("partner_admin", "partner_member")
 HTMX = {"HTTP_HX_REQUEST": "true"}
 MINE, BOARD, LIST, NEW = (reverse(name) for name in ("action_mine", "action_board", "action_list", "action_create"))
 PLANS, PORTAL = reverse("plan_list"), reverse("portal_actions")
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
 
 
 def text(response) -> str:

@@ -12,6 +12,7 @@ from partnerhub.partners.models import PartnerType
 from partnerhub.tenancy.context import tenant_scope
 from reviews.models import CadenceRule, CollaborationPrompt, MeetingNote, PartnerVoice, Review, ReviewCycle, ReviewState
 from reviews.services.cadences import cadence_rule_create
+from tests.clients import key, post, session, url
 from tests.factories import PartnerFactory
 from tests.reviews.conftest import generate
 
@@ -20,24 +21,6 @@ PARTNER = ("partner_admin", "partner_member")
 RULES, CYCLES, REVIEWS = "/api/v1/cadence-rules/", "/api/v1/review-cycles/", "/api/v1/reviews/"
 INTERNAL_NOTE = "Margin squeeze in EMEA is an internal worry only"
 SHARED_NOTE = "Joint webinar agreed for November"
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
-
-
-def key(tw, which="read_key") -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Api-Key {getattr(tw, which)[1]}")
-
-
-def url(base: str, pk: int, command: str = "") -> str:
-    return f"{base}{pk}/{command + '/' if command else ''}"
-
-
-def post(client: Client, path: str, body: dict):
-    return client.post(path, body, content_type="application/json")
 
 
 def ids(response) -> set[int]:

@@ -7,7 +7,6 @@ import io
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +25,7 @@ from reviews.models import (
     ReviewState,
 )
 from reviews.services.workspace import note_add, summary_set
+from tests.clients import session
 from tests.reviews.conftest import force_state, generate, new_partner, review_of
 
 INTERNAL = ("admin", "partner_manager", "executive")
@@ -34,12 +34,6 @@ MINE = reverse("review_mine")
 CYCLES = reverse("review_cycles")
 PORTAL = reverse("portal_reviews")
 MOVE_PREPARE = 'name="to" value="preparing"'
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
 
 
 def text(response) -> str:

@@ -7,19 +7,10 @@ from django.test import Client
 
 from partnerhub.tenancy.context import tenant_scope
 from reviews.models import CollaborationPrompt
+from tests.clients import key, session
 
 PROMPTS = "/api/v1/collaboration-prompts/"
 BUILT_IN = ["responsiveness", "communication", "customer_alignment", "joint_planning"]
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
-
-
-def key(tw, which: str = "read_key") -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Api-Key {getattr(tw, which)[1]}")
 
 
 def post(client: Client, body: dict):

@@ -6,7 +6,6 @@ import re
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -14,18 +13,13 @@ from partnerhub.partners.models import PartnerStatus, PartnerType
 from partnerhub.tenancy.context import tenant_scope
 from reviews.models import CadenceRule, CollaborationPrompt
 from reviews.services.cadences import cadence_rule_create
+from tests.clients import session
 from tests.reviews.conftest import new_partner
 
 SETTINGS = reverse("review_settings")
 ADD_RULE = reverse("review_settings_rule_add")
 ADD_PROMPT = reverse("review_settings_prompt_add")
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def session(tw, role: str) -> Client:
-    client = Client()
-    client.force_login(tw.users[role])
-    return client
 
 
 def text(response) -> str:
